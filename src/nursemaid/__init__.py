@@ -1,0 +1,71 @@
+"""nursemaid: OTP-style supervision for Trio: supervisors, ports to worker
+processes over ``{packet, 4}`` frames, and a pool of such workers.
+
+Importing this package is cheap (it imports no trio, attrs or cattrs): each public
+name is loaded on first use, so a worker program can ``from nursemaid import serve``
+and start in milliseconds. See :mod:`nursemaid._lazy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nursemaid._lazy import attach
+
+__version__ = "0.1.0.dev0"
+
+if TYPE_CHECKING:
+    from nursemaid._errors import CheckoutTimeout as CheckoutTimeout
+    from nursemaid._errors import ChildAlreadyExists as ChildAlreadyExists
+    from nursemaid._errors import ChildNotFound as ChildNotFound
+    from nursemaid._errors import ChildRunning as ChildRunning
+    from nursemaid._errors import InternalError as InternalError
+    from nursemaid._errors import LifecycleError as LifecycleError
+    from nursemaid._errors import LocalProtocolError as LocalProtocolError
+    from nursemaid._errors import NursemaidError as NursemaidError
+    from nursemaid._errors import PoolClosed as PoolClosed
+    from nursemaid._errors import PortClosed as PortClosed
+    from nursemaid._errors import PortOwnershipError as PortOwnershipError
+    from nursemaid._errors import ProtocolError as ProtocolError
+    from nursemaid._errors import RemoteError as RemoteError
+    from nursemaid._errors import RemoteProtocolError as RemoteProtocolError
+    from nursemaid._errors import RequestTimeout as RequestTimeout
+    from nursemaid._errors import RestartIntensityExceeded as RestartIntensityExceeded
+    from nursemaid._errors import StartError as StartError
+    from nursemaid._errors import SupervisorError as SupervisorError
+    from nursemaid._errors import UsageError as UsageError
+    from nursemaid._errors import WorkerCrashed as WorkerCrashed
+    from nursemaid._errors import WorkerError as WorkerError
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "nursemaid._errors": (
+            "CheckoutTimeout",
+            "ChildAlreadyExists",
+            "ChildNotFound",
+            "ChildRunning",
+            "InternalError",
+            "LifecycleError",
+            "LocalProtocolError",
+            "NursemaidError",
+            "PoolClosed",
+            "PortClosed",
+            "PortOwnershipError",
+            "ProtocolError",
+            "RemoteError",
+            "RemoteProtocolError",
+            "RequestTimeout",
+            "RestartIntensityExceeded",
+            "StartError",
+            "SupervisorError",
+            "UsageError",
+            "WorkerCrashed",
+            "WorkerError",
+        ),
+        # Owners of the packages below add their public names here (and above,
+        # under TYPE_CHECKING); tests/unit/test_exports.py checks both lists agree.
+        "nursemaid.supervisor": (),
+        "nursemaid.workers": (),
+    },
+)

@@ -1,0 +1,53 @@
+"""Lazy re-exports for package ``__init__`` modules (PEP 562).
+
+Why: a worker program runs ``from nursemaid import serve``, and worker start-up
+time matters (``import trio`` alone costs ~120 ms, ``attrs`` + ``cattrs`` ~40 ms,
+against ~10 ms for a bare interpreter). So importing ``nursemaid``, or
+``nursemaid.workers`` or ``nursemaid.protocol``, imports nothing but this module;
+each public name is imported from its private module the first time it is used.
+
+Rules:
+    * Each package ``__init__`` lists its exports once, as a mapping from private
+      module to names, and repeats them under ``if TYPE_CHECKING:`` as explicit
+      ``from ... import X as X`` lines for type checkers.
+      ``tests/unit/test_exports.py`` checks that the two agree.
+    * Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+
+
+def attach(
+    package: str, exports: Mapping[str, Sequence[str]]
+) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
+    """Return ``(__getattr__, __dir__, __all__)`` for *package*.
+
+    Args:
+        package: the package's ``__name__``.
+        exports: private module (absolute, or relative to *package* with a
+            leading dot) → the public names it provides.
+    """
+    where: dict[str, str] = {}
+    for module, names in exports.items():
+        for name in names:
+            if name in where:
+                raise ValueError(f"{package}: {name!r} is exported twice")
+            where[name] = module
+    public = sorted(where)
+
+    def __getattr__(name: str) -> object:
+        try:
+            module = where[name]
+        except KeyError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module, package), name)
+        importlib.import_module(package).__dict__[name] = value  # cache: next access is direct
+        return value
+
+    def __dir__() -> list[str]:
+        return public
+
+    return __getattr__, __dir__, list(public)

@@ -1,0 +1,1 @@
+"""nursemaid.supervisor."""

@@ -1,0 +1,71 @@
+"""Every public name is exported once, resolves, and shows its public module.
+
+The lazy ``__init__`` modules list their exports twice (a table for run time, and
+``from ... import X as X`` lines under ``TYPE_CHECKING`` for type checkers); these
+tests keep the two in agreement, as Trio's ``test_exports.py`` does for its API.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nursemaid
+
+LAZY_PACKAGES = ["nursemaid", "nursemaid.protocol", "nursemaid.workers"]
+
+
+def _type_checking_names(module_name: str) -> set[str]:
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(inspect.getfile(module)).read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom):
+                    for alias in stmt.names:
+                        assert alias.asname == alias.name, f"{module_name}: use 'X as X'"
+                        names.add(alias.name)
+    return names
+
+
+@pytest.mark.parametrize("module_name", LAZY_PACKAGES)
+def test_type_checking_imports_match_lazy_table(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == _type_checking_names(module_name)
+
+
+@pytest.mark.parametrize("module_name", LAZY_PACKAGES)
+def test_every_public_name_resolves(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_public_classes_show_the_public_module() -> None:
+    for name in nursemaid.__all__:
+        obj = getattr(nursemaid, name)
+        if isinstance(obj, type) and name in vars(nursemaid._errors):
+            assert obj.__module__ == "nursemaid", name
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = nursemaid.nope  # type: ignore[attr-defined]
+
+
+def test_importing_nursemaid_imports_no_trio_attrs_or_cattrs() -> None:
+    # Worker programs import nursemaid; start-up time matters (see _lazy.py).
+    code = (
+        "import sys, nursemaid, nursemaid.protocol, nursemaid.workers;"
+        "bad = [m for m in ('trio', 'attrs', 'cattrs') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
