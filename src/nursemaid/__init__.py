@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from nursemaid._errors import UsageError as UsageError
     from nursemaid._errors import WorkerCrashed as WorkerCrashed
     from nursemaid._errors import WorkerError as WorkerError
+    from nursemaid.supervisor import BRUTAL_KILL as BRUTAL_KILL
+    from nursemaid.supervisor import INFINITY as INFINITY
+    from nursemaid.supervisor import RestartWindow as RestartWindow
+    from nursemaid.supervisor import Shutdown as Shutdown
+    from nursemaid.supervisor import current_shutdown as current_shutdown
+    from nursemaid.supervisor import shutdown_grace as shutdown_grace
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
@@ -65,7 +71,14 @@ __getattr__, __dir__, __all__ = attach(
         ),
         # Owners of the packages below add their public names here (and above,
         # under TYPE_CHECKING); tests/unit/test_exports.py checks both lists agree.
-        "nursemaid.supervisor": (),
+        "nursemaid.supervisor": (
+            "BRUTAL_KILL",
+            "INFINITY",
+            "RestartWindow",
+            "Shutdown",
+            "current_shutdown",
+            "shutdown_grace",
+        ),
         "nursemaid.workers": (),
     },
 )
