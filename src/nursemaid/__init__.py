@@ -38,10 +38,31 @@ if TYPE_CHECKING:
     from nursemaid._errors import WorkerError as WorkerError
     from nursemaid.supervisor import BRUTAL_KILL as BRUTAL_KILL
     from nursemaid.supervisor import INFINITY as INFINITY
+    from nursemaid.supervisor import AutoShutdown as AutoShutdown
+    from nursemaid.supervisor import ChildCounts as ChildCounts
+    from nursemaid.supervisor import ChildExited as ChildExited
+    from nursemaid.supervisor import ChildInfo as ChildInfo
+    from nursemaid.supervisor import ChildRestarting as ChildRestarting
+    from nursemaid.supervisor import ChildSpec as ChildSpec
+    from nursemaid.supervisor import ChildStartFailed as ChildStartFailed
+    from nursemaid.supervisor import ChildStarted as ChildStarted
+    from nursemaid.supervisor import ChildState as ChildState
+    from nursemaid.supervisor import ChildType as ChildType
+    from nursemaid.supervisor import ExitKind as ExitKind
+    from nursemaid.supervisor import Registry as Registry
+    from nursemaid.supervisor import Restart as Restart
     from nursemaid.supervisor import RestartWindow as RestartWindow
     from nursemaid.supervisor import Shutdown as Shutdown
+    from nursemaid.supervisor import Strategy as Strategy
+    from nursemaid.supervisor import Supervisor as Supervisor
+    from nursemaid.supervisor import SupervisorAutoShutdown as SupervisorAutoShutdown
+    from nursemaid.supervisor import SupervisorEscalated as SupervisorEscalated
+    from nursemaid.supervisor import SupervisorEvent as SupervisorEvent
+    from nursemaid.supervisor import SupervisorFlags as SupervisorFlags
     from nursemaid.supervisor import current_shutdown as current_shutdown
+    from nursemaid.supervisor import open_supervisor as open_supervisor
     from nursemaid.supervisor import shutdown_grace as shutdown_grace
+    from nursemaid.supervisor import whereis as whereis
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
@@ -74,10 +95,31 @@ __getattr__, __dir__, __all__ = attach(
         "nursemaid.supervisor": (
             "BRUTAL_KILL",
             "INFINITY",
+            "AutoShutdown",
+            "ChildCounts",
+            "ChildExited",
+            "ChildInfo",
+            "ChildRestarting",
+            "ChildSpec",
+            "ChildStartFailed",
+            "ChildStarted",
+            "ChildState",
+            "ChildType",
+            "ExitKind",
+            "Registry",
+            "Restart",
             "RestartWindow",
             "Shutdown",
+            "Strategy",
+            "Supervisor",
+            "SupervisorAutoShutdown",
+            "SupervisorEscalated",
+            "SupervisorEvent",
+            "SupervisorFlags",
             "current_shutdown",
+            "open_supervisor",
             "shutdown_grace",
+            "whereis",
         ),
         "nursemaid.workers": (),
     },
