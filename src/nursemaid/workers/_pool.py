@@ -1,0 +1,1108 @@
+"""The pool: a fixed number of workers, checked out one client at a time.
+
+A *pool* keeps up to ``size`` workers — external programs behind ports, or
+in-process resources — ready, and lends each to one client task at a time::
+
+    async with open_pool([sys.executable, "worker.py"], size=4) as pool:
+        print(await pool.execute("add", [1, 2]))          # the pool does it all
+        async with pool.checkout() as lease:              # or hold a worker yourself
+            await lease.port.send(...)
+
+Rules:
+    * A worker enters the pool only after its handshake (the envelope's ping)
+      succeeded within ``init_timeout``. A failed handshake discards it, with its
+      stderr tail in the :class:`~nursemaid.workers.Transition`'s cause, and a
+      replacement starts after an exponential backoff. Failures count against a
+      restart window; a worker program that cannot be kept running closes the pool
+      with :class:`~nursemaid.StartError` instead of looping.
+    * Waiters are served first come, first served; a cancelled or timed-out waiter
+      leaves the queue at once. Handing a worker to a waiter is one synchronous step
+      (:mod:`._pool_core`), so a worker is never lost or handed out twice, whatever
+      moment a cancellation strikes.
+    * A leased port is owned by the client task for the duration of the lease,
+      and by the worker's own task otherwise (the hand-over is ``Port._transfer``,
+      no extra task switch).
+    * At checkin: a normal exit makes the worker idle; any exception (except a
+      :class:`~nursemaid.RemoteError`, which is the worker answering normally), or
+      a cancellation or timeout while a request is in flight, removes it and starts
+      a replacement. Exceptions leave the block unchanged.
+    * A worker's close sequence (close stdin, grace, SIGTERM, grace, SIGKILL, reap)
+      runs in that worker's own task, never on a client's path.
+
+Theory of operation:
+    :mod:`._pool_core` holds every decision (who gets which worker, when to start or
+    stop one) with no I/O; this module is the Trio shell around it. Each worker
+    runs in a task of the pool's nursery: it opens the worker, handshakes, tells the
+    core it is ready, then waits for the worker to die or to be stopped; leaving
+    that task's ``async with`` is the close sequence. A client that finds an idle
+    worker takes it without a task switch (the fast path: no ``await`` that blocks).
+    A client that finds none parks itself with ``wait_task_rescheduled``; the task
+    that frees a worker hands it over and reschedules the waiter in the same step,
+    and a cancellation's abort function removes the waiter from the queue — Trio
+    calls it only while the task is still parked, so the two can never both happen.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Any, Final, NoReturn, Protocol, runtime_checkable
+
+import attrs
+import outcome
+import trio
+
+from nursemaid._errors import (
+    CheckoutTimeout,
+    PoolClosed,
+    RemoteError,
+    StartError,
+    UsageError,
+    WorkerError,
+)
+from nursemaid.protocol._framing import DEFAULT_MAX_FRAME
+from nursemaid.supervisor import current_shutdown
+from nursemaid.workers._lifecycle import Subscriber, Transition, WorkerState
+from nursemaid.workers._pool_core import (
+    Backoff,
+    PoolCore,
+    PoolPhase,
+    SessionMoved,
+    Waiter,
+    WorkerSlot,
+)
+
+__all__ = [
+    "DEFAULTS",
+    "Keep",
+    "Lease",
+    "Pool",
+    "PoolStatistics",
+    "PoolWorker",
+    "PortWorkers",
+    "Remove",
+    "WorkerFactory",
+    "WorkerInfo",
+    "open_pool",
+]
+
+logger = logging.getLogger("nursemaid.pool")
+
+_current_task = trio.lowlevel.current_task
+_current_time = trio.current_time
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
+@attrs.frozen
+class PoolDefaults:
+    """Every default of :func:`open_pool`, in one place (OTP's ``default_flags``)."""
+
+    lazy: bool = False
+    init_timeout: float = 5.0
+    checkout_timeout: float = 5.0
+    max_uses: int | None = None
+    idle_timeout: float | None = None
+    health_interval: float | None = 30.0
+    close_grace: float = 5.0
+    period: float = 5.0
+    backoff_first: float = 0.05
+    backoff_max: float = 2.0
+
+    def intensity(self, size: int) -> int:
+        """The restart intensity when none is given: ``max(3, 2 * size)``."""
+        return max(3, 2 * size)
+
+
+DEFAULTS: Final = PoolDefaults()
+
+
+# ---------------------------------------------------------------------------
+# What a pool drives: the worker-factory protocol
+# ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class PoolWorker(Protocol):
+    """What a pool needs from one worker. A :class:`~nursemaid.workers.Port` is one.
+
+    ``request`` must raise :class:`~nursemaid.RemoteError` when the worker answers
+    with an error (the worker stays), and any other exception when the worker is
+    unusable. ``wait_exited`` returns only when the worker died on its own.
+    """
+
+    async def request(
+        self,
+        op: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the Port contract's signature)
+    ) -> Any:
+        """Send *op* with *args*, return the reply's result."""
+        ...
+
+    async def wait_exited(self) -> int:
+        """Wait until the worker is gone; return its exit status."""
+        ...
+
+    def stderr_tail(self) -> str:
+        """The worker's last stderr lines (``""`` for in-process workers)."""
+        ...
+
+
+@runtime_checkable
+class WorkerFactory(Protocol):
+    """A recipe for one kind of pool worker.
+
+    ``open_worker(worker_id)`` returns an async context manager: entering it
+    creates the worker (spawning a process, connecting a resource) and yields a
+    :class:`PoolWorker`; leaving it destroys the worker, however long that takes —
+    it runs in the worker's own task, never on a client's path. ``ping_op`` is the
+    op the pool sends as the handshake and as the periodic health check.
+
+    The pool drives argv workers through :class:`PortWorkers`, and in-process ones
+    through :class:`~nursemaid.workers.InProcessWorkers` or your own factory: the
+    same pool logic drives both.
+    """
+
+    @property
+    def ping_op(self) -> str:
+        """The op sent as the handshake and health check."""
+        ...
+
+    def open_worker(self, worker_id: int) -> AbstractAsyncContextManager[PoolWorker]:
+        """Return a context manager that creates the worker and destroys it on exit."""
+        ...
+
+
+@attrs.frozen
+class PortWorkers:
+    """The worker factory for external programs: each worker is a :func:`open_port`.
+
+    :func:`open_pool` builds one when given an argv list; the options are those of
+    :func:`~nursemaid.open_port`.
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    codec: Any = "json"
+    packet: int = 4
+    max_frame: int = DEFAULT_MAX_FRAME
+    envelope: Any = None
+    shutdown: float | None = None
+    name: str | None = None
+
+    @property
+    def ping_op(self) -> str:
+        """The envelope's ping op (``"ping"`` for the standard envelope)."""
+        return "ping" if self.envelope is None else str(self.envelope.ping_op)
+
+    def open_worker(self, worker_id: int) -> AbstractAsyncContextManager[PoolWorker]:
+        """Start the program; leaving the context closes and reaps it."""
+        from nursemaid.workers._port import open_port
+
+        options: dict[str, Any] = {}
+        if self.shutdown is not None:
+            options["shutdown"] = self.shutdown
+        return open_port(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            codec=self.codec,
+            packet=self.packet,
+            max_frame=self.max_frame,
+            envelope=self.envelope,
+            name=self.name,
+            **options,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Hooks: NimblePool's handle_checkout / handle_checkin, with typed results
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Keep:
+    """A hook's answer: keep the worker (NimblePool's ``{:ok, ...}``)."""
+
+
+@attrs.frozen
+class Remove:
+    """A hook's answer: remove the worker and start a replacement (``{:remove, reason}``).
+
+    Attributes:
+        reason: why, shown in the worker's ``STOP`` transition and the log.
+    """
+
+    reason: str
+
+
+HookResult = Keep | Remove
+CheckoutHook = Callable[["Lease"], HookResult | Awaitable[HookResult]]
+CheckinHook = Callable[["Lease", BaseException | None], HookResult | Awaitable[HookResult]]
+
+_EXPECTED_HOOK_RESULT: Final = "Keep() or Remove(reason: str)"
+
+
+def _hook_verdict(hook_name: str, result: object) -> str | None:
+    """Translate a hook's result to ``None`` (keep) or a removal reason."""
+    if isinstance(result, Keep):
+        return None
+    if isinstance(result, Remove) and isinstance(result.reason, str):
+        return result.reason
+    message = (
+        f"{hook_name} returned a value outside its contract; the worker is removed\n"
+        f"Expected: {_EXPECTED_HOOK_RESULT}\nGot: {result!r}"
+    )
+    logger.error("%s", message)
+    return message
+
+
+# ---------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WorkerInfo:
+    """One worker in :meth:`Pool.statistics`.
+
+    Attributes:
+        id: the worker's id (unique in its pool, never reused).
+        state: its :class:`~nursemaid.workers.WorkerState`.
+        uses: how many leases it has served (health checks included).
+        pid: its process id (``None`` for in-process workers or before spawning).
+    """
+
+    id: int
+    state: WorkerState
+    uses: int
+    pid: int | None
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a pool, from :meth:`Pool.statistics` (Trio's name and habit).
+
+    Attributes:
+        size: the most workers alive at once.
+        idle: workers ready for a client.
+        leased: workers held by a client (or returning).
+        starting: workers spawning or handshaking.
+        stopping: workers running their close sequence (not counted in ``size``).
+        waiting: clients queued for a worker.
+        restarts: workers replaced after a crash, a failed start or a removal.
+        workers: every worker that has not finished, by id.
+        checkouts: leases granted so far.
+        waits: how many of those had to queue.
+        wait_time_total, wait_time_max: seconds queued (sum and maximum).
+        lease_time_total, lease_time_max: seconds leased (sum and maximum).
+    """
+
+    size: int
+    idle: int
+    leased: int
+    starting: int
+    stopping: int
+    waiting: int
+    restarts: int
+    workers: tuple[WorkerInfo, ...]
+    checkouts: int
+    waits: int
+    wait_time_total: float
+    wait_time_max: float
+    lease_time_total: float
+    lease_time_max: float
+
+
+# ---------------------------------------------------------------------------
+# Leases and checkout
+# ---------------------------------------------------------------------------
+
+
+class Lease:
+    """Exclusive use of one worker, from :meth:`Pool.checkout`.
+
+    ``lease.port`` (the same object as ``lease.worker``) is owned by the task that
+    checked it out, until the ``async with`` block ends. Use :meth:`request` rather
+    than ``lease.port.request`` when you can: the lease then knows whether a request
+    was in flight when the block ended, and removes the worker only in that case.
+
+    Attributes:
+        worker_id: the worker's id in its pool.
+        session: the session the lease was taken for (or ``None``).
+    """
+
+    __slots__ = ("_in_flight", "_slot", "session", "worker", "worker_id")
+
+    def __init__(self, slot: WorkerSlot, session: Hashable | None) -> None:
+        self._slot: WorkerSlot | None = slot
+        self._in_flight = 0
+        self.worker: Any = slot.resource
+        self.worker_id = slot.id
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<Lease worker {self.worker_id} session={self.session!r}>"
+
+    @property
+    def port(self) -> Any:
+        """The worker's :class:`~nursemaid.workers.Port` (for in-process pools, the worker)."""
+        return self.worker
+
+    async def request(
+        self,
+        op: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract's signature)
+    ) -> Any:
+        """Send *op* to the leased worker and return the reply's result.
+
+        Raises:
+            RemoteError: the worker's handler raised; the worker stays in the pool.
+            RequestTimeout: no reply within *timeout*; the worker will be removed
+                when the lease ends.
+            UsageError: the lease has ended.
+        """
+        if self._slot is None:
+            raise UsageError(
+                f"lease of worker {self.worker_id} has ended; "
+                "use the lease only inside its 'async with pool.checkout()' block"
+            )
+        self._in_flight += 1
+        try:
+            result = await self.worker.request(op, args, timeout=timeout)
+        except RemoteError:
+            self._in_flight -= 1  # the worker answered: nothing is in flight
+            raise
+        self._in_flight -= 1
+        return result
+
+
+class _Checkout:
+    """``pool.checkout()``'s context manager (a class: cheaper than a generator)."""
+
+    __slots__ = ("_lease", "_pool", "_session", "_timeout")
+
+    def __init__(self, pool: Pool, session: Hashable | None, timeout: float | None) -> None:
+        self._pool = pool
+        self._session = session
+        self._timeout = timeout
+        self._lease: Lease | None = None
+
+    async def __aenter__(self) -> Lease:
+        lease = await self._pool._acquire(self._session, self._timeout)
+        self._lease = lease
+        return lease
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        lease = self._lease
+        assert lease is not None
+        self._lease = None
+        await self._pool._release(lease, exc)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# The pool
+# ---------------------------------------------------------------------------
+
+
+class Pool:
+    """A pool of workers. Obtain one from :func:`open_pool`, or run it yourself.
+
+    ``Pool(...)`` only records the options; :meth:`run` is the pool's life, and it
+    follows Trio's start protocol, so a :class:`~nursemaid.Supervisor` can run a
+    pool as a child::
+
+        pool = Pool([sys.executable, "worker.py"], size=4)
+        ChildSpec("workers", pool.run)          # or: await nursery.start(pool.run)
+
+    Arguments are those of :func:`open_pool`.
+    """
+
+    def __init__(
+        self,
+        worker: Sequence[str] | WorkerFactory,
+        *,
+        size: int,
+        lazy: bool = DEFAULTS.lazy,
+        init_timeout: float = DEFAULTS.init_timeout,
+        checkout_timeout: float = DEFAULTS.checkout_timeout,
+        max_uses: int | None = DEFAULTS.max_uses,
+        idle_timeout: float | None = DEFAULTS.idle_timeout,
+        health_interval: float | None = DEFAULTS.health_interval,
+        min_ready: int | None = None,
+        envelope: Any = None,
+        handle_checkout: CheckoutHook | None = None,
+        handle_checkin: CheckinHook | None = None,
+        close_grace: float = DEFAULTS.close_grace,
+        intensity: int | None = None,
+        period: float = DEFAULTS.period,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        codec: Any = "json",
+        packet: int = 4,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        shutdown: float | None = None,
+    ) -> None:
+        if isinstance(worker, str | bytes):
+            raise TypeError(
+                f"worker must be an argv list or a WorkerFactory (got the string {worker!r}); "
+                "write a list: there is no shell"
+            )
+        self._factory: WorkerFactory
+        if isinstance(worker, Sequence):
+            self._factory = PortWorkers(
+                tuple(str(a) for a in worker),
+                env=env,
+                cwd=cwd,
+                codec=codec,
+                packet=packet,
+                max_frame=max_frame,
+                envelope=envelope,
+                shutdown=shutdown,
+                name=name,
+            )
+        elif isinstance(worker, WorkerFactory):
+            if envelope is not None:
+                raise TypeError(
+                    "envelope applies to argv workers only; an in-process WorkerFactory "
+                    "speaks for itself (got envelope={envelope!r})"
+                )
+            self._factory = worker
+        else:
+            raise TypeError(
+                "worker must be an argv list or an object with ping_op and "
+                f"open_worker(worker_id) (a WorkerFactory); got {worker!r}"
+            )
+        for option, value in (("init_timeout", init_timeout), ("close_grace", close_grace)):
+            _check_seconds(option, value)
+        _check_seconds("checkout_timeout", checkout_timeout, allow_inf=True)
+        if idle_timeout is not None:
+            _check_seconds("idle_timeout", idle_timeout, positive=True)
+        if health_interval is not None:
+            _check_seconds("health_interval", health_interval, positive=True)
+        if min_ready is not None and (
+            isinstance(min_ready, bool) or not isinstance(min_ready, int) or not min_ready >= 0
+        ):
+            raise ValueError(f"min_ready must be None or an int >= 0 (got {min_ready!r})")
+        self.name = name
+        self._subscribers: list[Subscriber] = []
+        self._core = PoolCore(
+            size,
+            self,
+            lazy=lazy,
+            max_uses=max_uses,
+            intensity=DEFAULTS.intensity(size) if intensity is None else intensity,
+            period=period,
+            backoff=Backoff(DEFAULTS.backoff_first, DEFAULTS.backoff_max),
+            subscribers=self._subscribers,
+        )
+        if min_ready is not None and min_ready > size:
+            raise ValueError(f"min_ready must be <= size={size} (got {min_ready!r})")
+        self._min_ready = size if min_ready is None else min_ready
+        self._init_timeout = init_timeout
+        self._checkout_timeout = checkout_timeout
+        self._idle_timeout = idle_timeout
+        self._health_interval = health_interval
+        self._close_grace = close_grace
+        self._handle_checkout = handle_checkout
+        self._handle_checkin = handle_checkin
+        self._ping_op = self._factory.ping_op
+        self._nursery: trio.Nursery | None = None
+        self._maintenance: trio.CancelScope | None = None
+        self._opened = trio.Event()
+        self._close_requested = trio.Event()
+        self._drained = trio.Event()
+        self._closed = trio.Event()
+        self._failure: StartError | None = None
+        self._ran = False
+
+    def __repr__(self) -> str:
+        core = self._core
+        label = f" {self.name!r}" if self.name else ""
+        return (
+            f"<Pool{label} {core.phase.value} size={core.size} idle={len(core.idle)} "
+            f"leased={core.leased} starting={core.starting} waiting={len(core.waiters)}>"
+        )
+
+    # ---- public API -----------------------------------------------------------------
+
+    def checkout(
+        self, *, session: Hashable | None = None, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Lease one worker for the duration of an ``async with`` block.
+
+        Example::
+
+            async with pool.checkout(timeout=1.0) as lease:
+                reply = await lease.request("add", [1, 2])
+
+        Args:
+            session: requests with the same session id go to the same worker
+                while it lives (affinity); ``None``: any worker.
+            timeout: seconds to wait for a worker (default: the pool's
+                ``checkout_timeout``; ``math.inf``: wait as long as it takes).
+
+        Raises:
+            CheckoutTimeout: no worker became free in time (the waiter has left the
+                queue).
+            PoolClosed: the pool is closed or closing (``__cause__`` is the
+                :class:`StartError` if the pool gave up).
+
+        When the block ends normally the worker goes back to the pool. When it ends
+        with an exception — except :class:`~nursemaid.RemoteError` — or is
+        cancelled while a :meth:`Lease.request` is in flight, the worker is removed
+        and replaced. The exception comes out of the block unchanged.
+        """
+        return _Checkout(self, session, timeout)
+
+    async def execute(
+        self,
+        op: str,
+        args: Any = None,
+        *,
+        session: Hashable | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract's signature)
+    ) -> Any:
+        """Check a worker out, send it *op* with *args*, check it in; return the result.
+
+        Args:
+            op, args: the request.
+            session: as for :meth:`checkout`.
+            timeout: bounds the whole call, queueing included (``None``: the
+                checkout waits up to ``checkout_timeout`` and the request as long
+                as it takes).
+
+        Raises:
+            CheckoutTimeout: no worker became free in time.
+            RequestTimeout: the worker did not answer in the time left (it is
+                removed and replaced).
+            RemoteError: the worker's handler raised (the worker stays).
+            PoolClosed: the pool is closed.
+        """
+        if timeout is None:
+            lease = await self._acquire(session, None)
+            try:
+                result = await lease.request(op, args)
+            except BaseException as exc:
+                await self._release(lease, exc)
+                raise
+            await self._release(lease, None)
+            return result
+        deadline = _current_time() + timeout
+        lease = await self._acquire(session, timeout)
+        try:
+            result = await lease.request(op, args, timeout=max(0.0, deadline - _current_time()))
+        except BaseException as exc:
+            await self._release(lease, exc)
+            raise
+        await self._release(lease, None)
+        return result
+
+    def statistics(self) -> PoolStatistics:
+        """Return a frozen snapshot: counts, per-worker states, wait and lease times."""
+        core = self._core
+        workers = tuple(
+            WorkerInfo(slot.id, slot.life.state, slot.uses, getattr(slot.resource, "pid", None))
+            for slot in core.workers.values()
+        )
+        stopping = sum(1 for w in workers if w.state is WorkerState.STOPPING)
+        return PoolStatistics(
+            size=core.size,
+            idle=len(core.idle),
+            leased=core.leased,
+            starting=core.starting,
+            stopping=stopping,
+            waiting=len(core.waiters),
+            restarts=core.restarts,
+            workers=workers,
+            checkouts=core.checkouts,
+            waits=core.wait_count,
+            wait_time_total=core.wait_total,
+            wait_time_max=core.wait_max,
+            lease_time_total=core.lease_total,
+            lease_time_max=core.lease_max,
+        )
+
+    def subscribe(
+        self, subscriber: Callable[[Transition | SessionMoved], object]
+    ) -> Callable[[], None]:
+        """Call *subscriber* with every worker :class:`Transition` and every
+        :class:`SessionMoved`, synchronously, as they happen. Returns an unsubscribe
+        function.
+
+        A subscriber must not block. One that raises is logged and unsubscribed
+        (as Trio does with instruments): the pool's state has already changed.
+        """
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    async def aclose(self) -> None:
+        """Close the pool: refuse checkouts, wait up to the close grace for leases, stop
+        every worker, and return when all are reaped. Idempotent."""
+        self._close_requested.set()
+        if self._ran:
+            await self._closed.wait()
+
+    # ---- running --------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Pool] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the pool until :meth:`aclose` (or cancellation); a valid supervisor ``start``.
+
+        Starts the workers (an eager pool waits until ``min_ready`` of them are
+        ready), calls ``task_status.started(self)``, then serves. On the way out it
+        closes gracefully: waiters get :class:`PoolClosed`, leases get up to the
+        grace (the enclosing supervised child's ``shutdown`` when there is one, else
+        ``close_grace``) to end, then every worker is stopped and reaped.
+
+        Raises:
+            StartError: the worker program could not be kept running (before
+                ``started``: the eager pool could not open).
+            UsageError: this pool has already run.
+        """
+        if self._ran:
+            raise UsageError(f"{self!r} has already run; create a new Pool to run again")
+        self._ran = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._core.open(_current_time())
+                try:
+                    if self._min_ready == 0 or self._core.lazy:
+                        self._opened.set()
+                    await self._opened.wait()
+                    if self._failure is None:
+                        self._core.mark_open()
+                        if self._idle_timeout is not None or self._health_interval is not None:
+                            scope = self._maintenance = trio.CancelScope()
+                            nursery.start_soon(
+                                self._maintain, scope, name="nursemaid.pool.maintain"
+                            )
+                        task_status.started(self)
+                        await self._close_requested.wait()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._drain()
+                    if self._maintenance is not None:
+                        self._maintenance.cancel()
+        finally:
+            self._core.phase = PoolPhase.CLOSED
+            self._closed.set()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _drain(self) -> None:
+        core = self._core
+        core.close(_current_time())
+        if core.leased:
+            inherited = current_shutdown()
+            grace = self._close_grace if inherited is None else inherited
+            with trio.move_on_after(grace):
+                await self._drained.wait()
+            core.stop_leased(_current_time())
+
+    async def _maintain(self, scope: trio.CancelScope) -> None:
+        """Retire idle workers after ``idle_timeout``; ping idle workers periodically."""
+        with scope:
+            core = self._core
+            idle_timeout = self._idle_timeout
+            interval = self._health_interval
+            next_health = _current_time() + interval if interval is not None else math.inf
+            while True:
+                now = _current_time()
+                wake = next_health
+                if idle_timeout is not None:
+                    wake = min(wake, now + idle_timeout)
+                    for slot in list(core.idle):
+                        expires = slot.idle_since + idle_timeout
+                        if expires <= now:
+                            core.retire_idle(slot, f"idle for {idle_timeout} s", now)
+                        else:
+                            wake = min(wake, expires)
+                if interval is not None and now >= next_health:
+                    await self._health_check()
+                    next_health = _current_time() + interval
+                    wake = min(wake, next_health)
+                await trio.sleep_until(wake)
+
+    async def _health_check(self) -> None:
+        core = self._core
+        me = _current_task()
+        for slot in list(core.idle):
+            if slot.life.state is not WorkerState.IDLE or core.phase is not PoolPhase.OPEN:
+                continue
+            if not core.take_idle(slot, _current_time()):
+                continue
+            _hand(slot, me)
+            failure: str | None = None
+            try:
+                with trio.fail_after(self._init_timeout):
+                    await slot.resource.request(self._ping_op)
+            except Exception as exc:
+                failure = f"health check failed: {_describe(exc)}"
+            if core.begin_checkin(slot, _current_time()):
+                _hand(slot, slot.home)
+                core.finish_checkin(slot, failure, _current_time())
+            self._after_checkin()
+
+    async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:
+        """One worker's task: create it, handshake, wait; leaving is its close sequence."""
+        core = self._core
+        slot.home = _current_task()
+        try:
+            with trio.CancelScope() as scope:
+                slot.scope = scope
+                if slot.life.state is not WorkerState.STARTING:
+                    return  # stopped before this task ran
+                if delay:
+                    await trio.sleep(delay)
+                try:
+                    async with self._factory.open_worker(slot.id) as worker:
+                        slot.resource = worker
+                        slot.handoff = getattr(worker, "_transfer", None)
+                        if not core.spawned(slot, _current_time()):
+                            return
+                        try:
+                            with trio.fail_after(self._init_timeout):
+                                await worker.request(self._ping_op)
+                        except Exception as exc:
+                            if isinstance(exc, trio.TooSlowError):
+                                what = (
+                                    f"handshake ({self._ping_op!r}) got no reply within "
+                                    f"init_timeout={self._init_timeout} s"
+                                )
+                            else:
+                                what = f"handshake ({self._ping_op!r}) failed: {_describe(exc)}"
+                            self._start_failed(slot, what, exc, worker)
+                            return
+                        if not core.ready(slot, _current_time()):
+                            return
+                        if (
+                            self._core.phase is PoolPhase.OPENING
+                            and core.ready_once >= self._min_ready
+                        ):
+                            self._opened.set()
+                        status = await worker.wait_exited()
+                        cause = _with_tail(f"worker exited with status {status}", worker)
+                        core.crashed(
+                            slot, cause, _start_error(slot, cause, None, worker), _current_time()
+                        )
+                        self._after_checkin()
+                except Exception as exc:
+                    # Spawning failed, or the factory's worker raised while waiting.
+                    self._worker_raised(slot, exc)
+        finally:
+            slot.scope = None
+            core.exited(slot, _current_time())
+            self._after_checkin()
+
+    def _worker_raised(self, slot: WorkerSlot, exc: Exception) -> None:
+        if slot.life.state in (WorkerState.STARTING, WorkerState.HANDSHAKING):
+            self._start_failed(slot, f"could not start: {_describe(exc)}", exc, None)
+        else:
+            cause = f"worker failed: {_describe(exc)}"
+            error = _start_error(slot, cause, exc, None)
+            self._core.crashed(slot, cause, error, _current_time())
+            self._after_checkin()
+
+    def _start_failed(self, slot: WorkerSlot, what: str, exc: BaseException, worker: Any) -> None:
+        cause = _with_tail(f"pool worker {slot.id} {what}", worker)
+        error = _start_error(slot, cause, exc, worker)
+        logger.warning("%s", cause)
+        self._core.init_failed(slot, cause, error, _current_time())
+
+    def _after_checkin(self) -> None:
+        core = self._core
+        if core.phase is PoolPhase.CLOSING and not core.leased:
+            self._drained.set()
+
+    # ---- checkout and checkin (the hot path) ----------------------------------------
+
+    async def _acquire(
+        self,
+        session: Hashable | None,
+        timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
+    ) -> Lease:
+        core = self._core
+        while True:
+            phase = core.phase
+            if phase is not PoolPhase.OPEN and phase is not PoolPhase.OPENING:
+                raise self._closed_error()
+            await _checkpoint_if_cancelled()
+            task = _current_task()
+            slot = core.checkout_nowait(session, _current_time())
+            if slot is None:
+                slot = await self._wait(session, timeout, task)
+            else:
+                handoff = slot.handoff
+                if handoff is not None:
+                    handoff(task)
+            lease = Lease(slot, session)
+            if self._handle_checkout is None:
+                return lease
+            reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
+            if reason is None:
+                return lease
+            # The hook removed this worker: take the next one (the waiter's place in
+            # the queue is not kept — NimblePool does the same).
+            lease._slot = None
+            now = _current_time()
+            if core.begin_checkin(slot, now):
+                _hand(slot, slot.home)
+                core.finish_checkin(slot, reason, now)
+
+    async def _wait(
+        self,
+        session: Hashable | None,
+        timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
+        task: Any,
+    ) -> WorkerSlot:
+        core = self._core
+        waiter = Waiter(session, task)
+        core.enqueue(waiter, _current_time())
+        seconds = self._checkout_timeout if timeout is None else timeout
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            core.cancel(waiter)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        with trio.move_on_after(seconds):
+            slot: WorkerSlot = await trio.lowlevel.wait_task_rescheduled(abort)
+            return slot
+        raise CheckoutTimeout(
+            f"no worker became free within {seconds} s "
+            f"({core.size} workers: {core.leased} leased, {core.starting} starting; "
+            f"{len(core.waiters)} other clients waiting); "
+            "raise the checkout timeout or the pool size, or shorten the leases"
+        )
+
+    async def _release(self, lease: Lease, exc: BaseException | None) -> None:
+        slot = lease._slot
+        if slot is None:
+            return
+        lease._slot = None
+        core = self._core
+        now = _current_time()
+        if not core.begin_checkin(slot, now):
+            self._after_checkin()
+            return  # it crashed or was stopped while leased
+        handoff = slot.handoff
+        if handoff is not None:
+            handoff(slot.home)
+        remove: str | None = None
+        if lease._in_flight:
+            remove = f"its lease ended with a request in flight ({_describe(exc)})"
+        elif exc is not None and not isinstance(exc, RemoteError | trio.Cancelled):
+            remove = f"its lease ended with {_describe(exc)}"
+        if self._handle_checkin is not None:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(self._init_timeout) as scope:
+                    verdict = await self._run_hook(
+                        "handle_checkin", self._handle_checkin, lease, exc
+                    )
+                if scope.cancelled_caught:
+                    verdict = f"handle_checkin did not return within {self._init_timeout} s"
+            if remove is None:
+                remove = verdict
+        core.finish_checkin(slot, remove, _current_time())
+        self._after_checkin()
+
+    async def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> str | None:
+        try:
+            result = hook(*args)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            logger.exception("%s raised; the worker is removed", name)
+            return f"{name} raised {_describe(exc)}"
+        return _hook_verdict(name, result)
+
+    def _closed_error(self) -> PoolClosed:
+        if self._failure is not None:
+            error = PoolClosed(f"the pool gave up and closed: {self._failure.args[0]}")
+            error.__cause__ = self._failure
+            return error
+        return PoolClosed(f"{self!r} is closed; checkouts are refused")
+
+    # ---- PoolEffects: what the core asks of the shell (never blocks) -----------------
+
+    def grant(self, waiter: Waiter, slot: WorkerSlot) -> None:
+        handoff = slot.handoff
+        if handoff is not None:
+            handoff(waiter.task)
+        trio.lowlevel.reschedule(waiter.task, outcome.Value(slot))
+
+    def spawn(self, slot: WorkerSlot, delay: float) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(
+            self._run_worker, slot, delay, name=f"nursemaid.pool.worker.{slot.id}"
+        )
+
+    def stop(self, slot: WorkerSlot) -> None:
+        if slot.scope is not None:
+            slot.scope.cancel()
+
+    def reject(self, waiter: Waiter) -> None:
+        trio.lowlevel.reschedule(waiter.task, outcome.Error(self._closed_error()))
+
+    def give_up(self, error: StartError) -> None:
+        logger.error("%s", error)
+        self._failure = error
+        self._opened.set()
+        self._close_requested.set()
+
+
+def _hand(slot: WorkerSlot, task: Any) -> None:
+    handoff = slot.handoff
+    if handoff is not None:
+        handoff(task)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no exception"
+    text = str(exc).split("\nlast stderr lines:", 1)[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _with_tail(message: str, worker: Any) -> str:
+    tail = ""
+    if worker is not None:
+        try:
+            tail = worker.stderr_tail()
+        except Exception:  # a factory's worker without a tail
+            tail = ""
+    tail = tail.rstrip("\n")
+    return f"{message}\nlast stderr lines:\n{tail}" if tail else message
+
+
+def _start_error(
+    slot: WorkerSlot, cause: str, exc: BaseException | None, worker: Any
+) -> StartError:
+    returncode = getattr(worker, "returncode", None) if worker is not None else None
+    tail = ""
+    if isinstance(exc, WorkerError):
+        returncode = exc.returncode if returncode is None else returncode
+        tail = exc.stderr_tail
+    if worker is not None:
+        with suppress(Exception):
+            tail = worker.stderr_tail() or tail
+    message = cause.split("\nlast stderr lines:", 1)[0]
+    error = StartError(
+        message,
+        child_id=slot.id,
+        reason=exc,
+        returncode=returncode if isinstance(returncode, int) else None,
+        stderr_tail=tail,
+        pid=getattr(worker, "pid", None),
+    )
+    if exc is not None:
+        error.__cause__ = exc
+    return error
+
+
+def _check_seconds(
+    option: str, value: object, *, allow_inf: bool = False, positive: bool = False
+) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        assert isinstance(value, int | float)
+        ok = (value > 0 if positive else value >= 0) and (allow_inf or not math.isinf(value))
+    if not ok:
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{option} must be a number of seconds {bound} (got {value!r})")
+
+
+# ---------------------------------------------------------------------------
+# open_pool
+# ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_pool(
+    worker: Sequence[str] | WorkerFactory, *, size: int, **options: Any
+) -> AsyncIterator[Pool]:
+    """Run a :class:`Pool` for the duration of an ``async with`` block.
+
+    Example::
+
+        async with open_pool([sys.executable, "worker.py"], size=4) as pool:
+            result = await pool.execute("add", [1, 2])
+
+    Args:
+        worker: an argv list (each worker is a :func:`~nursemaid.open_port` of it),
+            or a :class:`WorkerFactory` for in-process workers.
+        size: the most workers alive at once.
+        lazy: start workers only when clients need them (default False: start all
+            at once and open when ``min_ready`` are ready).
+        init_timeout: seconds a new worker has to answer its handshake ping
+            (default 5.0); also bounds health pings and ``handle_checkin``.
+        checkout_timeout: default seconds a client waits for a worker (5.0).
+        max_uses: stop a worker after this many leases (default None: never).
+        idle_timeout: stop a worker idle this long (default None: never); an
+            eager pool replaces it, a lazy one shrinks.
+        health_interval: seconds between pings of idle workers (default 30.0;
+            None: never). A worker that fails its ping is replaced.
+        min_ready: an eager pool opens once this many workers are ready (default:
+            all of them); the rest keep starting.
+        envelope: the request envelope of argv workers (default: the standard
+            one; :class:`~nursemaid.protocol.CommandEnvelope` for programs speaking
+            ``{id, command, args}``). Its ``ping_op`` is the handshake.
+        handle_checkout: ``(lease) -> Keep() | Remove(reason)`` (may be async),
+            run in the client's task after a worker is leased; ``Remove`` replaces
+            the worker and the client gets another.
+        handle_checkin: ``(lease, exception_or_None) -> Keep() | Remove(reason)``
+            (may be async), run when a lease ends, shielded, within
+            ``init_timeout``. Any other return value (or an exception) removes the
+            worker with an ``Expected:`` / ``Got:`` message; the pool carries on.
+        close_grace: seconds closing waits for leases before stopping them
+            (default 5.0; inside a supervised child, its ``shutdown`` instead).
+        intensity, period: more than ``intensity`` worker failures within
+            ``period`` seconds, or more than ``intensity`` failed starts in a row,
+            and the pool gives up with :class:`~nursemaid.StartError` (defaults:
+            ``max(3, 2 * size)`` and 5.0).
+        name: a name for logs and reprs (and the ports' loggers).
+        env, cwd, codec, packet, max_frame, shutdown: passed to each
+            :func:`~nursemaid.open_port` (argv workers only).
+
+    Raises:
+        StartError: an eager pool could not open, or the pool gave up while
+            running (the block is cancelled and this comes out of it).
+    """
+    pool = Pool(worker, size=size, **options)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            try:
+                yield pool
+            finally:
+                pool._close_requested.set()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        _reraise_unwrapped(group.exceptions[0])
+
+
+def _reraise_unwrapped(exc: BaseException) -> NoReturn:
+    # Give the single exception back as if there were no nursery in between,
+    # keeping its own chain (not the group as its context).
+    context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
+        del exc

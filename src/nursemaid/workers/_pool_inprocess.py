@@ -1,0 +1,176 @@
+"""In-process pool workers: the same pool logic, with handlers called in this process.
+
+Use :class:`InProcessWorkers` to pool resources that live in the Trio process
+itself (connections, parsers, models) or as a fast, faithful stand-in for
+external workers in tests: a worker answers ``ping``, turns a handler's
+exception into :class:`~nursemaid.RemoteError` (as :func:`~nursemaid.serve`
+does) and can be made to crash on demand.
+
+Example::
+
+    workers = InProcessWorkers({"add": lambda args: args[0] + args[1]})
+    async with open_pool(workers, size=2) as pool:
+        assert await pool.execute("add", [1, 2]) == 3
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import trio
+
+from nursemaid._errors import PortClosed, RemoteError, RequestTimeout, UsageError
+
+__all__ = ["InProcessWorker", "InProcessWorkers"]
+
+Handler = Callable[[Any], Any]
+
+
+class InProcessWorker:
+    """One in-process worker: a handler table plus a life that can end.
+
+    Attributes:
+        worker_id: the pool's id for it.
+        returncode: ``None`` while alive; the status given to :meth:`crash` after.
+    """
+
+    def __init__(self, worker_id: int, handlers: Mapping[str, Handler], ping_op: str) -> None:
+        self.worker_id = worker_id
+        self._handlers = handlers
+        self._ping_op = ping_op
+        self._exited = trio.Event()
+        self.returncode: int | None = None
+        self._stderr = ""
+        self._life_scopes: set[trio.CancelScope] = set()
+        self._ending = "crashed"
+
+    def __repr__(self) -> str:
+        alive = "alive" if self.returncode is None else f"exited {self.returncode}"
+        return f"<InProcessWorker {self.worker_id} {alive}>"
+
+    async def request(
+        self,
+        op: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the Port contract's signature)
+    ) -> Any:
+        """Call the handler for *op* with *args*; ``ping`` answers ``"pong"``.
+
+        Raises:
+            RemoteError: the handler raised, or *op* is unknown (the worker lives on).
+            PortClosed: the worker has crashed.
+            RequestTimeout: the handler took longer than *timeout*.
+        """
+        if self.returncode is not None:
+            raise PortClosed(
+                f"in-process worker {self.worker_id} has exited",
+                returncode=self.returncode,
+                stderr_tail=self._stderr,
+            )
+        handler = self._handlers.get(op)
+        if handler is None:
+            if op == self._ping_op:
+                await trio.lowlevel.checkpoint()
+                return "pong"
+            await trio.lowlevel.checkpoint()
+            raise RemoteError("UnknownOp", f"no handler for op {op!r}", op=op)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            with trio.CancelScope() as life:
+                self._life_scopes.add(life)
+                try:
+                    return await self._call(handler, op, args)
+                finally:
+                    self._life_scopes.discard(life)
+            raise PortClosed(
+                f"in-process worker {self.worker_id} {self._ending} during op {op!r}",
+                returncode=self.returncode,
+                stderr_tail=self._stderr,
+            )
+        assert scope.cancelled_caught
+        raise RequestTimeout(f"in-process worker {self.worker_id}: no reply to {op!r} in time")
+
+    async def _call(self, handler: Handler, op: str, args: Any) -> Any:
+        try:
+            result = handler(args)
+            if inspect.isawaitable(result):
+                result = await result
+            else:
+                await trio.lowlevel.checkpoint()
+        except Exception as exc:
+            raise RemoteError(
+                type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)), op=op
+            ) from None
+        return result
+
+    async def wait_exited(self) -> int:
+        """Wait until :meth:`crash` is called; return the status it was given."""
+        await self._exited.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def stderr_tail(self) -> str:
+        """What :meth:`crash` was told to leave as the worker's last words."""
+        return self._stderr
+
+    def crash(self, returncode: int = 1, stderr: str = "") -> None:
+        """Make the worker die now: requests in flight and later fail with PortClosed."""
+        if self.returncode is not None:
+            return
+        self.returncode = returncode
+        self._stderr = stderr
+        for scope in self._life_scopes:
+            scope.cancel()
+        self._exited.set()
+
+
+class InProcessWorkers:
+    """A :class:`~nursemaid.workers.WorkerFactory` of in-process workers.
+
+    Args:
+        handlers: op name → function called with the request's ``args``; it may be
+            async. Its exceptions become :class:`~nursemaid.RemoteError`.
+        ping_op: the handshake op (default ``"ping"``; answered ``"pong"`` unless
+            *handlers* has its own, which may fail or hang to test start-up).
+        on_open: called with each new :class:`InProcessWorker` before its
+            handshake (a test's hook to keep hold of the workers).
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        ping_op: str = "ping",
+        on_open: Callable[[InProcessWorker], object] | None = None,
+    ) -> None:
+        if handlers is not None and not isinstance(handlers, Mapping):
+            raise UsageError(
+                f"handlers must be a mapping of op name to function (got {handlers!r})"
+            )
+        self.handlers: Mapping[str, Handler] = dict(handlers or {})
+        self.ping_op = ping_op
+        self._on_open = on_open
+
+    def __repr__(self) -> str:
+        return f"InProcessWorkers({sorted(self.handlers)!r}, ping_op={self.ping_op!r})"
+
+    def open_worker(self, worker_id: int) -> AbstractAsyncContextManager[InProcessWorker]:
+        """Create one worker; leaving the context marks it gone."""
+        return self._open(worker_id)
+
+    @asynccontextmanager
+    async def _open(self, worker_id: int) -> AsyncIterator[InProcessWorker]:
+        worker = InProcessWorker(worker_id, self.handlers, self.ping_op)
+        if self._on_open is not None:
+            self._on_open(worker)
+        await trio.lowlevel.checkpoint()
+        try:
+            yield worker
+        finally:
+            if worker.returncode is None:
+                worker._ending = "was closed"
+                worker.crash(0)

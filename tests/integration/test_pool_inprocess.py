@@ -1,0 +1,397 @@
+"""The pool's Trio shell, driven with in-process workers on a virtual clock.
+
+These exercise the same pool logic as port workers do (the factory is the only
+difference), so each claim here holds for both; tests/integration/test_pool_ports.py
+repeats the ones that involve processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from nursemaid import CheckoutTimeout, PoolClosed, PortClosed, RemoteError, StartError
+from nursemaid.workers._lifecycle import Transition, WorkerState
+from nursemaid.workers._pool import Keep, Lease, Remove, open_pool
+from nursemaid.workers._pool_core import SessionMoved
+from nursemaid.workers._pool_inprocess import InProcessWorker, InProcessWorkers
+
+
+class Fleet:
+    """In-process workers that remember themselves, with a scriptable ping."""
+
+    def __init__(self, handlers: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        self.workers: list[InProcessWorker] = []
+        self.ping_delay = 0.0
+        self.ping_fails = False
+        self.ping_failures = 0  # fail this many pings, then answer again
+        base: dict[str, Callable[[Any], Any]] = {
+            "echo": lambda args: args,
+            "boom": lambda args: 1 / 0,
+            "sleep": self._sleep,
+            "ping": self._ping,
+        }
+        base.update(handlers or {})
+        self.factory = InProcessWorkers(base, on_open=self.workers.append)
+
+    async def _sleep(self, seconds: float) -> str:
+        await trio.sleep(seconds)
+        return "slept"
+
+    async def _ping(self, _: object) -> str:
+        if self.ping_delay:
+            await trio.sleep(self.ping_delay)
+        if self.ping_fails:
+            raise RuntimeError("ping refused")
+        if self.ping_failures:
+            self.ping_failures -= 1
+            raise RuntimeError("ping refused once")
+        return "pong"
+
+
+async def test_execute_returns_the_handlers_result(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=2) as pool:
+        assert await pool.execute("echo", {"a": 1}) == {"a": 1}
+        assert pool.statistics().idle == 2
+
+
+async def test_remote_error_leaves_the_worker_in_the_pool(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        with pytest.raises(RemoteError, match="ZeroDivisionError"):
+            await pool.execute("boom")
+        assert pool.statistics().restarts == 0
+        assert len(fleet.workers) == 1
+
+
+async def test_remote_error_escaping_the_block_does_not_poison_the_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        with pytest.raises(RemoteError):
+            async with pool.checkout() as lease:
+                await lease.request("boom")
+        stats = pool.statistics()
+        assert stats.restarts == 0
+        assert stats.idle == 1
+        assert len(fleet.workers) == 1
+
+
+async def test_exception_in_the_block_comes_out_unchanged_and_replaces_the_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    error = ValueError("mine")
+    async with open_pool(fleet.factory, size=1) as pool:
+        with pytest.raises(ValueError) as info:
+            async with pool.checkout():
+                raise error
+        assert info.value is error
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert stats.restarts == 1
+        assert stats.idle == 1
+        assert len(fleet.workers) == 2
+
+
+async def test_exception_from_open_pool_block_is_not_wrapped_in_a_group(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    with pytest.raises(KeyError):
+        async with open_pool(fleet.factory, size=1):
+            raise KeyError("x")
+
+
+async def test_cancelled_lease_without_request_in_flight_keeps_the_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        with trio.move_on_after(1):
+            async with pool.checkout():
+                await trio.sleep_forever()
+        assert pool.statistics().restarts == 0
+
+
+async def test_cancelled_lease_with_request_in_flight_replaces_the_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        with trio.move_on_after(1):
+            async with pool.checkout() as lease:
+                await lease.request("sleep", 10)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 1
+        assert len(fleet.workers) == 2
+
+
+async def test_execute_timeout_bounds_the_request_and_replaces_the_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        start = trio.current_time()
+        with pytest.raises(Exception, match="no reply") as info:
+            await pool.execute("sleep", 10, timeout=2.0)
+        assert type(info.value).__name__ == "RequestTimeout"
+        assert trio.current_time() - start == pytest.approx(2.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 1
+
+
+async def test_checkout_timeout_raises_and_the_waiter_leaves_the_queue(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool, pool.checkout():
+        with pytest.raises(CheckoutTimeout, match=r"no worker became free within 0\.5 s"):
+            async with pool.checkout(timeout=0.5):
+                pass  # pragma: no cover
+        assert pool.statistics().waiting == 0
+
+
+async def test_waiters_are_served_first_come_first_served(autojump_clock: object) -> None:
+    fleet = Fleet()
+    served: list[int] = []
+    async with open_pool(fleet.factory, size=1) as pool:
+
+        async def client(i: int) -> None:
+            async with pool.checkout(timeout=math.inf):
+                served.append(i)
+                await trio.sleep(1)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(client, i)
+                await trio.testing.wait_all_tasks_blocked()
+    assert served == list(range(6))
+
+
+async def test_lazy_pool_serves_simultaneous_first_clients_without_overspawning(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    fleet.ping_delay = 4.0  # slow init, still inside the 5 s checkout timeout
+    results: list[object] = []
+    async with open_pool(fleet.factory, size=3, lazy=True) as pool:
+        assert pool.statistics().starting == 0
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(lambda i=i: _collect(pool, i, results))
+        assert sorted(results) == list(range(20))  # type: ignore[type-var]
+        assert len(fleet.workers) == 3
+
+
+async def _collect(pool: Any, i: int, results: list[object]) -> None:
+    results.append(await pool.execute("echo", i, timeout=math.inf))
+
+
+async def test_eager_pool_that_cannot_start_fails_to_open_with_start_error(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    fleet.ping_fails = True
+    with pytest.raises(StartError, match="pool gave up") as info:
+        async with open_pool(fleet.factory, size=2):
+            pytest.fail("the pool must not open")  # pragma: no cover
+    assert "ping refused" in str(info.value)
+    assert len(fleet.workers) <= 2 * (max(3, 2 * 2) + 1)
+
+
+async def test_hanging_handshake_is_bounded_by_init_timeout(autojump_clock: object) -> None:
+    fleet = Fleet()
+    fleet.ping_delay = math.inf
+    start = trio.current_time()
+    with pytest.raises(StartError, match=r"got no reply within init_timeout=1\.0 s"):
+        async with open_pool(fleet.factory, size=1, init_timeout=1.0, intensity=2):
+            pass  # pragma: no cover
+    assert trio.current_time() - start < 10
+
+
+async def test_min_ready_opens_before_every_worker_is_ready(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=3, min_ready=1) as pool:
+        assert pool.statistics().idle >= 1
+
+
+async def test_checkin_hook_with_a_bad_return_removes_the_worker_and_the_pool_carries_on(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = Fleet()
+    seen: list[object] = []
+
+    def handle_checkin(lease: Lease, error: BaseException | None) -> object:
+        return ("error", "nope")
+
+    async with open_pool(fleet.factory, size=1, handle_checkin=handle_checkin) as pool:
+        pool.subscribe(seen.append)
+        assert await pool.execute("echo", 1) == 1
+        await trio.testing.wait_all_tasks_blocked()
+        assert await pool.execute("echo", 2) == 2
+    stops = [t for t in seen if isinstance(t, Transition) and t.to_state is WorkerState.STOPPING]
+    assert "handle_checkin returned a value outside its contract" in stops[0].cause
+    assert "Expected: Keep() or Remove(reason: str)" in stops[0].cause
+    assert "Got: ('error', 'nope')" in stops[0].cause
+    assert "Expected:" in caplog.text
+
+
+async def test_checkout_hook_remove_gives_the_client_another_worker(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    refused: list[int] = []
+
+    def handle_checkout(lease: Lease) -> Keep | Remove:
+        if not refused:
+            refused.append(lease.worker_id)
+            return Remove("first one is stale")
+        return Keep()
+
+    async with open_pool(fleet.factory, size=1, handle_checkout=handle_checkout) as pool:
+        async with pool.checkout() as lease:
+            assert lease.worker_id != refused[0]
+
+
+async def test_session_affinity_and_move_after_crash(autojump_clock: object) -> None:
+    fleet = Fleet()
+    seen: list[object] = []
+    async with open_pool(fleet.factory, size=3) as pool:
+        pool.subscribe(seen.append)
+        async with pool.checkout(session="alice") as lease:
+            first = lease.worker_id
+        for _ in range(3):
+            async with pool.checkout(session="alice") as lease:
+                assert lease.worker_id == first
+        next(w for w in fleet.workers if w.worker_id == first).crash(1, "segfault\n")
+        await trio.testing.wait_all_tasks_blocked()
+        async with pool.checkout(session="alice") as lease:
+            assert lease.worker_id != first
+            second = lease.worker_id
+    assert next(e for e in seen if isinstance(e, SessionMoved)).to_worker == second
+
+
+async def test_crash_mid_request_raises_port_closed_and_replaces(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        async with pool.checkout() as lease:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_crash_soon, fleet.workers[0])
+                with pytest.raises(PortClosed, match="crashed"):
+                    await lease.request("sleep", 10)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert stats.restarts == 1
+        assert stats.idle == 1
+
+
+async def _crash_soon(worker: InProcessWorker) -> None:
+    await trio.sleep(1)
+    worker.crash(139, "Segmentation fault\n")
+
+
+async def test_max_uses_recycles_workers(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1, max_uses=3) as pool:
+        for i in range(7):
+            assert await pool.execute("echo", i) == i
+            await trio.testing.wait_all_tasks_blocked()
+    assert len(fleet.workers) == 3
+
+
+async def test_idle_timeout_retires_idle_workers_of_a_lazy_pool(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=2, lazy=True, idle_timeout=10.0) as pool:
+        await pool.execute("echo", 1)
+        assert pool.statistics().idle == 1
+        await trio.sleep(11)
+        assert pool.statistics().idle == 0
+
+
+async def test_health_check_replaces_a_worker_that_stops_answering(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1, health_interval=10.0, init_timeout=1.0) as pool:
+        fleet.ping_failures = 1
+        await trio.sleep(11)
+        assert pool.statistics().restarts >= 1
+        assert await pool.execute("echo", 5) == 5
+
+
+async def test_checkout_after_close_raises_pool_closed(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        pass
+    with pytest.raises(PoolClosed, match="is closed"):
+        await pool.execute("echo", 1)
+
+
+async def test_close_waits_for_leases_up_to_the_grace_then_removes_them(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    outcome: list[object] = []
+    async with trio.open_nursery() as nursery:
+        async with open_pool(fleet.factory, size=1, close_grace=3.0) as pool:
+
+            async def holder() -> None:
+                try:
+                    async with pool.checkout() as lease:
+                        await lease.request("sleep", 100)
+                except Exception as exc:
+                    outcome.append(type(exc).__name__)
+
+            nursery.start_soon(holder)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+        assert trio.current_time() - start == pytest.approx(3.0)
+    assert outcome == ["PortClosed"]
+    assert all(w.returncode is not None for w in fleet.workers)
+
+
+async def test_waiters_get_pool_closed_when_the_pool_closes(autojump_clock: object) -> None:
+    fleet = Fleet()
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as nursery:
+        async with open_pool(fleet.factory, size=1, close_grace=0.0) as pool:
+            lease_cm = pool.checkout()
+            await lease_cm.__aenter__()
+
+            async def waiter() -> None:
+                try:
+                    await pool.execute("echo", 1, timeout=math.inf)
+                except PoolClosed as exc:
+                    errors.append(exc)
+
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pool.statistics().waiting == 1
+        await lease_cm.__aexit__(None, None, None)
+    assert len(errors) == 1
+
+
+async def test_statistics_report_wait_and_lease_times(autojump_clock: object) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        async with trio.open_nursery() as nursery:
+
+            async def hold(seconds: float) -> None:
+                async with pool.checkout():
+                    await trio.sleep(seconds)
+
+            nursery.start_soon(hold, 2.0)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(hold, 1.0)
+        stats = pool.statistics()
+    assert stats.checkouts == 2
+    assert stats.waits == 1
+    assert stats.wait_time_max == pytest.approx(2.0)
+    assert stats.lease_time_total == pytest.approx(3.0)
+    assert stats.lease_time_max == pytest.approx(2.0)

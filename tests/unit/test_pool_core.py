@@ -1,0 +1,333 @@
+"""The pool's pure core: decisions checked without Trio, through a recording shell."""
+
+from __future__ import annotations
+
+import pytest
+
+from nursemaid import StartError
+from nursemaid.workers._lifecycle import Transition, WorkerState
+from nursemaid.workers._pool_core import (
+    Backoff,
+    PoolCore,
+    PoolPhase,
+    SessionMoved,
+    Waiter,
+    WorkerSlot,
+)
+
+
+class Recorder:
+    """A PoolEffects that records every call as a tuple."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+        self.spawned: list[WorkerSlot] = []
+
+    def grant(self, waiter: Waiter, slot: WorkerSlot) -> None:
+        self.calls.append(("grant", waiter, slot.id))
+
+    def spawn(self, slot: WorkerSlot, delay: float) -> None:
+        self.spawned.append(slot)
+        self.calls.append(("spawn", slot.id, delay))
+
+    def stop(self, slot: WorkerSlot) -> None:
+        self.calls.append(("stop", slot.id))
+
+    def reject(self, waiter: Waiter) -> None:
+        self.calls.append(("reject", waiter))
+
+    def give_up(self, error: StartError) -> None:
+        self.calls.append(("give_up", error))
+
+
+def make(size: int = 2, **options: object) -> tuple[PoolCore, Recorder]:
+    effects = Recorder()
+    core = PoolCore(size, effects, **options)  # type: ignore[arg-type]
+    return core, effects
+
+
+def bring_up(core: PoolCore, slot: WorkerSlot, now: float = 0.0) -> None:
+    assert core.spawned(slot, now)
+    assert core.ready(slot, now)
+
+
+def open_ready(size: int = 2, **options: object) -> tuple[PoolCore, Recorder]:
+    core, effects = make(size, **options)
+    core.open(0.0)
+    for slot in list(effects.spawned):
+        bring_up(core, slot)
+    core.mark_open()
+    effects.calls.clear()
+    return core, effects
+
+
+def error(text: str = "boom") -> StartError:
+    return StartError(text, stderr_tail="last words\n")
+
+
+def test_eager_pool_spawns_size_workers_at_open() -> None:
+    core, effects = make(3)
+    core.open(0.0)
+    assert [c[0] for c in effects.calls] == ["spawn"] * 3
+    assert core.starting == 3
+    assert core.active == 3
+
+
+def test_lazy_pool_spawns_nothing_until_a_client_waits() -> None:
+    core, effects = make(3, lazy=True)
+    core.open(0.0)
+    assert effects.calls == []
+    assert core.checkout_nowait(None, 0.0) is None
+    core.enqueue(Waiter(None), 0.0)
+    assert [c[0] for c in effects.calls] == ["spawn"]
+
+
+def test_lazy_pool_never_spawns_more_than_size_for_simultaneous_clients() -> None:
+    core, effects = make(2, lazy=True)
+    core.open(0.0)
+    waiters = [Waiter(None) for _ in range(10)]
+    for w in waiters:
+        core.enqueue(w, 0.0)
+    assert len(effects.spawned) == 2
+    for slot in effects.spawned:
+        bring_up(core, slot)
+    grants = [c for c in effects.calls if c[0] == "grant"]
+    assert [g[1] for g in grants] == waiters[:2]  # first come, first served
+
+
+def test_idle_worker_is_taken_without_queueing() -> None:
+    core, _ = open_ready(2)
+    slot = core.checkout_nowait(None, 1.0)
+    assert slot is not None
+    assert slot.state is WorkerState.LEASED
+    assert core.leased == 1
+    assert len(core.idle) == 1
+
+
+def test_idle_workers_are_reused_last_in_first_out() -> None:
+    core, _ = open_ready(2)
+    a = core.checkout_nowait(None, 0.0)
+    b = core.checkout_nowait(None, 0.0)
+    assert a is not None
+    assert b is not None
+    for slot in (a, b):
+        assert core.begin_checkin(slot, 1.0)
+        core.finish_checkin(slot, None, 1.0)
+    assert core.checkout_nowait(None, 2.0) is b
+
+
+def test_checkin_hands_the_worker_to_the_first_waiter() -> None:
+    core, effects = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    first, second = Waiter(None), Waiter(None)
+    core.enqueue(first, 1.0)
+    core.enqueue(second, 2.0)
+    core.begin_checkin(slot, 3.0)
+    core.finish_checkin(slot, None, 3.0)
+    assert effects.calls == [("grant", first, slot.id)]
+    assert slot.state is WorkerState.LEASED
+    assert list(core.waiters) == [second]
+    assert core.wait_count == 1
+    assert core.wait_max == 2.0
+
+
+def test_cancelled_waiter_leaves_the_queue_at_once() -> None:
+    core, effects = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    gone, stays = Waiter(None), Waiter(None)
+    core.enqueue(gone, 0.0)
+    core.enqueue(stays, 0.0)
+    core.cancel(gone)
+    assert list(core.waiters) == [stays]
+    core.begin_checkin(slot, 1.0)
+    core.finish_checkin(slot, None, 1.0)
+    assert effects.calls == [("grant", stays, slot.id)]
+
+
+def test_removed_worker_is_stopped_and_replaced() -> None:
+    core, effects = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    core.begin_checkin(slot, 1.0)
+    core.finish_checkin(slot, "its lease ended with ValueError", 1.0)
+    assert slot.state is WorkerState.STOPPING
+    assert effects.calls[0] == ("stop", slot.id)
+    assert effects.calls[1][0] == "spawn"
+    assert core.restarts == 1
+    assert core.active == 1  # the replacement; the stopping one does not count
+
+
+def test_max_uses_recycles_a_worker_at_checkin() -> None:
+    core, effects = open_ready(1, max_uses=2)
+    for _ in range(2):
+        slot = core.checkout_nowait(None, 0.0)
+        assert slot is not None
+        core.begin_checkin(slot, 0.0)
+        core.finish_checkin(slot, None, 0.0)
+    assert slot.state is WorkerState.STOPPING
+    assert ("stop", slot.id) in effects.calls
+
+
+def test_crash_of_idle_worker_replaces_it_without_delay() -> None:
+    core, effects = open_ready(2)
+    slot = core.idle[-1]
+    core.crashed(slot, "exited with status 1", error(), 1.0)
+    assert slot.state is WorkerState.FAILED
+    assert slot not in core.idle
+    assert effects.calls[-1][0] == "spawn"
+    assert effects.calls[-1][2] == 0.0
+
+
+def test_failed_starts_back_off_exponentially() -> None:
+    core, effects = make(1, intensity=10, period=1000.0, backoff=Backoff(0.5, 3.0))
+    core.open(0.0)
+    delays = []
+    for t in range(5):
+        slot = effects.spawned[-1]
+        core.init_failed(slot, "no pong", error(), float(t))
+        delays.append(effects.calls[-1][2])
+    assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_a_program_that_never_starts_gives_up_with_start_error() -> None:
+    core, effects = make(1, intensity=3, period=1.0)
+    core.open(0.0)
+    for t in range(4):
+        core.init_failed(effects.spawned[-1], "no pong", error(), 10.0 * t)
+    gave_up = [c for c in effects.calls if c[0] == "give_up"]
+    assert len(gave_up) == 1
+    final = gave_up[0][1]
+    assert isinstance(final, StartError)
+    assert "4 worker starts failed in a row" in str(final)
+    assert final.stderr_tail == "last words\n"
+    assert core.phase is PoolPhase.CLOSING
+    assert len(effects.spawned) == 4  # no fifth attempt
+
+
+def test_crashes_within_the_window_give_up() -> None:
+    core, effects = open_ready(1, intensity=2, period=5.0)
+    for t in range(3):
+        core.crashed(effects.spawned[-1] if t else core.idle[-1], "died", error(), float(t))
+        if t < 2:
+            bring_up(core, effects.spawned[-1], float(t))
+    assert any(c[0] == "give_up" for c in effects.calls)
+
+
+def test_a_success_resets_the_count_of_failed_starts() -> None:
+    core, effects = make(1, intensity=2, period=0.5)
+    core.open(0.0)
+    for t in range(6):
+        core.init_failed(effects.spawned[-1], "no pong", error(), 10.0 * t)
+        bring_up(core, effects.spawned[-1], 10.0 * t + 1)
+        core.crashed(core.idle[-1], "died", error(), 10.0 * t + 2)
+    assert not any(c[0] == "give_up" for c in effects.calls)
+
+
+def test_session_sticks_to_its_worker_and_waits_for_it() -> None:
+    core, effects = open_ready(2)
+    first = core.checkout_nowait("s", 0.0)
+    assert first is not None
+    core.begin_checkin(first, 0.0)
+    core.finish_checkin(first, None, 0.0)
+    other = core.checkout_nowait(None, 0.0)  # takes the most recent idle: `first`
+    assert other is first
+    # The session's worker is busy: the session waits although a worker is idle.
+    assert core.checkout_nowait("s", 0.0) is None
+    waiter = Waiter("s")
+    core.enqueue(waiter, 0.0)
+    assert waiter.bound == first.id
+    core.begin_checkin(first, 1.0)
+    core.finish_checkin(first, None, 1.0)
+    assert effects.calls[-1] == ("grant", waiter, first.id)
+
+
+def test_session_moves_when_its_worker_dies_and_says_so() -> None:
+    seen: list[object] = []
+    core, effects = open_ready(2, subscribers=[seen.append])
+    first = core.checkout_nowait("s", 0.0)
+    assert first is not None
+    core.begin_checkin(first, 0.0)
+    core.finish_checkin(first, None, 0.0)
+    core.crashed(first, "died", error(), 1.0)
+    bring_up(core, effects.spawned[-1], 1.0)
+    second = core.checkout_nowait("s", 2.0)
+    assert second is not None
+    assert second.id != first.id
+    moved = [e for e in seen if isinstance(e, SessionMoved)]
+    assert moved == [SessionMoved("s", first.id, second.id, 2.0)]
+
+
+def test_waiter_bound_to_a_dead_worker_takes_any_idle_worker() -> None:
+    core, effects = open_ready(2)
+    a = core.checkout_nowait("s", 0.0)
+    assert a is not None
+    waiter = Waiter("s")
+    core.enqueue(waiter, 0.0)
+    assert waiter.bound == a.id
+    core.crashed(a, "died", error(), 1.0)
+    assert effects.calls[0][0] == "grant"
+    assert effects.calls[0][1] is waiter
+
+
+def test_close_rejects_waiters_and_stops_idle_but_not_leased_workers() -> None:
+    core, effects = open_ready(2)
+    leased = core.checkout_nowait(None, 0.0)
+    idle = core.idle[-1]
+    assert leased is not None
+    core.checkout_nowait(None, 0.0)
+    core.begin_checkin(idle, 0.0)
+    core.finish_checkin(idle, None, 0.0)
+    waiter = Waiter(None)
+    core.close(1.0)
+    assert ("stop", idle.id) in effects.calls
+    assert leased.state is WorkerState.LEASED
+    core.enqueue(waiter, 1.0)  # the shell refuses before this; the core spawns nothing
+    assert not any(c[0] == "spawn" for c in effects.calls)
+    core.begin_checkin(leased, 2.0)
+    core.finish_checkin(leased, None, 2.0)
+    assert leased.state is WorkerState.STOPPING
+
+
+def test_stop_leased_after_grace_stops_them_without_replacement() -> None:
+    core, effects = open_ready(1)
+    leased = core.checkout_nowait(None, 0.0)
+    assert leased is not None
+    core.close(0.0)
+    core.stop_leased(5.0)
+    assert leased.state is WorkerState.STOPPING
+    assert not any(c[0] == "spawn" for c in effects.calls)
+    core.exited(leased, 6.0)
+    assert leased.state is WorkerState.STOPPED
+    assert core.workers == {}
+
+
+def test_every_transition_is_reported_to_subscribers() -> None:
+    seen: list[object] = []
+    core, effects = make(1, subscribers=[seen.append])
+    core.open(0.0)
+    bring_up(core, effects.spawned[0], 0.5)
+    slot = core.checkout_nowait(None, 1.0)
+    assert slot is not None
+    core.begin_checkin(slot, 2.0)
+    core.finish_checkin(slot, None, 2.0)
+    states = [(t.from_state, t.to_state) for t in seen if isinstance(t, Transition)]
+    assert states == [
+        (WorkerState.STARTING, WorkerState.HANDSHAKING),
+        (WorkerState.HANDSHAKING, WorkerState.IDLE),
+        (WorkerState.IDLE, WorkerState.LEASED),
+        (WorkerState.LEASED, WorkerState.RETURNING),
+        (WorkerState.RETURNING, WorkerState.IDLE),
+    ]
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_size_must_be_a_positive_int(size: object) -> None:
+    with pytest.raises(ValueError, match=r"pool size must be an int >= 1 \(got "):
+        PoolCore(size, Recorder())  # type: ignore[arg-type]
+
+
+def test_max_uses_must_be_positive() -> None:
+    with pytest.raises(ValueError, match=r"max_uses must be None or an int >= 1 \(got 0\)"):
+        PoolCore(1, Recorder(), max_uses=0)
