@@ -482,8 +482,12 @@ class CommandEnvelope:
             message = fields[w.ERROR_MESSAGE]
             if message is None:
                 message = self._dumps(error).decode("utf-8")
+            error_type = fields[w.ERROR_TYPE]
             return ErrorReply(
-                reply_id, fields[w.ERROR_TYPE] or "Error", message, fields[w.ERROR_TRACEBACK] or ""
+                reply_id,
+                "Error" if error_type is None else error_type,
+                message,
+                fields[w.ERROR_TRACEBACK] or "",
             )
         return ErrorReply(reply_id, "Error", self._dumps(error).decode("utf-8"))
 
