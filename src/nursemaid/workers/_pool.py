@@ -47,7 +47,15 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
@@ -442,6 +450,7 @@ class Pool:
         envelope: Any = None,
         handle_checkout: CheckoutHook | None = None,
         handle_checkin: CheckinHook | None = None,
+        subscribers: Iterable[Callable[[Transition | SessionMoved], object]] = (),
         close_grace: float = DEFAULTS.close_grace,
         intensity: int | None = None,
         period: float = DEFAULTS.period,
@@ -495,7 +504,7 @@ class Pool:
         ):
             raise ValueError(f"min_ready must be None or an int >= 0 (got {min_ready!r})")
         self.name = name
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[Subscriber] = list(subscribers)
         self._core = PoolCore(
             size,
             self,
@@ -1069,6 +1078,8 @@ async def open_pool(
             (may be async), run when a lease ends, shielded, within
             ``init_timeout``. Any other return value (or an exception) removes the
             worker with an ``Expected:`` / ``Got:`` message; the pool carries on.
+        subscribers: callables subscribed (as with :meth:`Pool.subscribe`) before
+            the first worker starts, so they see every transition.
         close_grace: seconds closing waits for leases before stopping them
             (default 5.0; inside a supervised child, its ``shutdown`` instead).
         intensity, period: more than ``intensity`` worker failures within
