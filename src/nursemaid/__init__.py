@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from nursemaid.supervisor import ChildInfo as ChildInfo
     from nursemaid.supervisor import ChildRestarting as ChildRestarting
     from nursemaid.supervisor import ChildSpec as ChildSpec
-    from nursemaid.supervisor import ChildStartFailed as ChildStartFailed
     from nursemaid.supervisor import ChildStarted as ChildStarted
+    from nursemaid.supervisor import ChildStartFailed as ChildStartFailed
     from nursemaid.supervisor import ChildState as ChildState
     from nursemaid.supervisor import ChildType as ChildType
     from nursemaid.supervisor import ExitKind as ExitKind
@@ -63,6 +63,25 @@ if TYPE_CHECKING:
     from nursemaid.supervisor import open_supervisor as open_supervisor
     from nursemaid.supervisor import shutdown_grace as shutdown_grace
     from nursemaid.supervisor import whereis as whereis
+    from nursemaid.workers import InProcessWorker as InProcessWorker
+    from nursemaid.workers import InProcessWorkers as InProcessWorkers
+    from nursemaid.workers import Keep as Keep
+    from nursemaid.workers import Lease as Lease
+    from nursemaid.workers import Pool as Pool
+    from nursemaid.workers import PoolStatistics as PoolStatistics
+    from nursemaid.workers import PoolWorker as PoolWorker
+    from nursemaid.workers import Port as Port
+    from nursemaid.workers import PortWorkers as PortWorkers
+    from nursemaid.workers import Remove as Remove
+    from nursemaid.workers import SessionMoved as SessionMoved
+    from nursemaid.workers import Transition as Transition
+    from nursemaid.workers import WorkerEvent as WorkerEvent
+    from nursemaid.workers import WorkerFactory as WorkerFactory
+    from nursemaid.workers import WorkerInfo as WorkerInfo
+    from nursemaid.workers import WorkerState as WorkerState
+    from nursemaid.workers import open_pool as open_pool
+    from nursemaid.workers import open_port as open_port
+    from nursemaid.workers import serve as serve
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
@@ -121,6 +140,26 @@ __getattr__, __dir__, __all__ = attach(
             "shutdown_grace",
             "whereis",
         ),
-        "nursemaid.workers": (),
+        "nursemaid.workers": (
+            "Port",
+            "open_port",
+            "serve",
+            "InProcessWorker",
+            "InProcessWorkers",
+            "Keep",
+            "Lease",
+            "Pool",
+            "PoolStatistics",
+            "PoolWorker",
+            "PortWorkers",
+            "Remove",
+            "SessionMoved",
+            "Transition",
+            "WorkerEvent",
+            "WorkerFactory",
+            "WorkerInfo",
+            "WorkerState",
+            "open_pool",
+        ),
     },
 )

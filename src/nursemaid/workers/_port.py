@@ -1,0 +1,855 @@
+"""Ports: one Trio task's handle on one external worker process, speaking frames.
+
+A *port* is an external program started without a shell, whose stdin and stdout
+carry length-prefixed frames (Erlang's ``{packet, N}``), whose stderr is captured,
+and which one task — its *owner* — talks to. It is Erlang's port, made explicit::
+
+    async with open_port([sys.executable, "worker.py"]) as port:
+        assert await port.request("add", [1, 2]) == 3
+
+Rules:
+    * One owner. The task that opens a port owns it. Only the owner may
+      ``send``, ``receive``, ``request`` or ``connect``; any other task gets
+      :class:`~nursemaid.PortOwnershipError` at once, before anything is written
+      or read. Ownership moves only with :meth:`Port.connect`, called by the
+      owner (the pool uses the internal ``_transfer``, which skips that check).
+    * Named errors, never a silent hang. A closed or dead port raises
+      :class:`~nursemaid.PortClosed`; a peer breaking the protocol raises
+      :class:`~nursemaid.RemoteProtocolError` and closes the port (its byte stream
+      can no longer be trusted); a message we cannot send raises
+      :class:`~nursemaid.LocalProtocolError` before a byte is written and the port
+      stays usable. Every error about the worker carries ``returncode`` and
+      ``stderr_tail`` and its message ends with the last stderr lines.
+    * In step or closed. Cancellation (or a timeout) never leaves the stream out
+      of step: a reply that has not arrived is *abandoned* — its id is remembered
+      and its late reply is discarded when it comes, never handed to the next
+      request — and a frame cut off half-written closes the port, because the far
+      side would read the next frame's header from the middle of this one.
+    * Nothing leaks. Leaving ``open_port``'s block closes stdin and stdout, waits up
+      to the grace, sends SIGTERM (after logging a warning), waits up to the grace
+      again, sends SIGKILL (warning first), and always reaps the process. That
+      work is shielded from cancellation, so it completes even when the enclosing
+      scope is cancelled. The grace is the enclosing supervised child's shutdown
+      (:func:`nursemaid.supervisor.current_shutdown`), else ``open_port``'s
+      ``shutdown`` argument.
+
+Theory of operation:
+    The hot path is :meth:`Port.request`, and it runs entirely in the calling
+    task: there is no reader task and no channel, so a round trip costs no task
+    switch beyond the one wait for the reply. It writes the frame with one
+    ``os.write`` on the (non-blocking) stdin pipe, then waits for stdout to become
+    readable and reads up to 64 KiB at a time into the :class:`FrameDecoder`. Trio's
+    checkpoint rule holds with the cheapest pair: ``checkpoint_if_cancelled()`` on
+    entry, and a ``cancel_shielded_checkpoint()`` only if the call never blocked.
+
+    Two small background tasks live in ``open_port``'s own nursery and never
+    raise: one reads stderr into a bounded tail (and logs each line), one waits
+    for the process to exit (which also reaps it). Neither touches the frame
+    stream.
+
+    Invariant: while the port is OPEN, every byte on stdin belongs to a whole
+    frame or to the one frame being written by the owner, and the decoder holds
+    only bytes that arrived on stdout in order. Anything that breaks this moves
+    the port to CLOSED first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import enum
+import logging
+import math
+import os
+import subprocess
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final, NoReturn, cast
+
+import trio
+
+from nursemaid._errors import (
+    LocalProtocolError,
+    PortClosed,
+    PortOwnershipError,
+    RemoteError,
+    RemoteProtocolError,
+    RequestTimeout,
+    StartError,
+)
+from nursemaid.protocol._codec import Codec, get_codec
+from nursemaid.protocol._envelope import Envelope, Reply, Request, get_envelope
+from nursemaid.protocol._framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from nursemaid.supervisor import current_shutdown
+from nursemaid.supervisor._spec import DEFAULT_SHUTDOWN
+
+__all__ = ["STDERR_LOG_LEVEL", "STDERR_TAIL_LINES", "Port", "open_port"]
+
+STDERR_TAIL_LINES: Final = 40
+"""How many of the worker's last stderr lines a port keeps (and errors show)."""
+STDERR_LINE_CHARS: Final = 2000
+"""A longer stderr line is cut to this many characters (a worker that writes
+megabytes without a newline must not grow the tail without bound)."""
+STDERR_LOG_LEVEL: Final = logging.WARNING
+"""The level of the log record for each stderr line: visible with Python's default
+logging set-up, because a worker's stderr is where it explains why it failed.
+Quieten one port with ``logging.getLogger("nursemaid.port.NAME").setLevel(...)``."""
+EXIT_STATUS_WAIT: Final = 1.0
+"""After the worker closes its end of a pipe, how long an error waits for the exit
+status and the rest of stderr, so that it can show them."""
+STDERR_DRAIN: Final = 0.5
+"""After the process is reaped, how long closing waits for stderr's end of file
+(a grandchild may keep the pipe open; its output after that is not read)."""
+_READ_SIZE: Final = 65536
+
+_current_task = trio.lowlevel.current_task
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+
+
+class PortState(enum.Enum):
+    """Whether frames can still pass. ``OPEN`` → ``CLOSED`` only, never back."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Port:
+    """A handle on one worker process speaking ``{packet, N}`` frames; see :func:`open_port`.
+
+    Don't construct it directly: ``open_port`` starts the process and the tasks
+    that look after it, and closes everything when its block ends.
+
+    Attributes:
+        name: the port's name (the ``name`` given to ``open_port``, else one taken
+            from argv). Its stderr is logged under ``nursemaid.port.<name>``.
+        pid: the worker's process id.
+        argv: the command line the worker was started with.
+        packet: the frame header size in bytes (1, 2 or 4).
+        max_frame: the largest payload accepted in either direction.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_abandoned",
+        "_codec",
+        "_decode_reply",
+        "_decoder",
+        "_encode_request",
+        "_envelope",
+        "_exited",
+        "_logger",
+        "_next_id",
+        "_owner",
+        "_pending_stderr",
+        "_process",
+        "_reason",
+        "_state",
+        "_stderr_done",
+        "_stderr_lines",
+        "_stdin",
+        "_stdin_fd",
+        "_stdout",
+        "_stdout_fd",
+        "argv",
+        "max_frame",
+        "name",
+        "packet",
+        "pid",
+    )
+
+    def __init__(
+        self,
+        process: trio.Process,
+        *,
+        argv: tuple[str, ...],
+        name: str,
+        codec: Codec,
+        envelope: Envelope,
+        packet: int,
+        max_frame: int,
+        owner: trio.lowlevel.Task,
+    ) -> None:
+        self._process = process
+        # On Unix, open_process gives FdStreams; we use their descriptors directly.
+        self._stdin = cast(trio.lowlevel.FdStream, process.stdin)
+        self._stdout = cast(trio.lowlevel.FdStream, process.stdout)
+        self._stdin_fd: int = self._stdin.fileno()
+        self._stdout_fd: int = self._stdout.fileno()
+        self.argv = argv
+        self.name = name
+        self.pid: int = process.pid
+        self.packet = packet
+        self.max_frame = max_frame
+        self._codec = codec
+        self._envelope = envelope
+        self._encode_request = envelope.encode_request
+        self._decode_reply = envelope.decode_reply
+        self._decoder = FrameDecoder(packet=packet, max_frame=max_frame)
+        self._owner: trio.lowlevel.Task | None = owner
+        self._state = PortState.OPEN
+        self._reason = ""
+        self._next_id = 1
+        # Invariant: ids of requests whose frame was fully written but whose
+        # caller stopped waiting (cancelled or timed out). Each is removed when
+        # its late reply arrives and is discarded.
+        self._abandoned: set[int] = set()
+        self._exited = trio.Event()
+        self._stderr_done = trio.Event()
+        self._stderr_lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._pending_stderr = ""
+        self._logger = logging.getLogger(f"nursemaid.port.{name}")
+
+    def __repr__(self) -> str:
+        owner = self._owner.name if self._owner is not None else None
+        return f"<Port {self.name!r} pid={self.pid} owner={owner!r} {self._state.value}>"
+
+    # ---- public, synchronous -----------------------------------------------------
+
+    @property
+    def owner(self) -> trio.lowlevel.Task | None:
+        """The task that may use this port (``None`` only if it was given away to none)."""
+        return self._owner
+
+    @property
+    def returncode(self) -> int | None:
+        """The worker's exit status, ``None`` while it runs (negative: killed by that signal)."""
+        return self._process.returncode
+
+    @property
+    def state(self) -> PortState:
+        """``OPEN`` while frames can pass, ``CLOSED`` after (see :attr:`close_reason`)."""
+        return self._state
+
+    @property
+    def close_reason(self) -> str:
+        """Why the port is closed (empty while it is open)."""
+        return self._reason
+
+    @property
+    def codec(self) -> Codec:
+        """The codec :meth:`send` and :meth:`receive` use."""
+        return self._codec
+
+    def stderr_tail(self) -> str:
+        """Return the last lines the worker wrote to stderr (at most ``STDERR_TAIL_LINES``).
+
+        Complete lines end with a newline; a last line still being written has none.
+        """
+        lines = "".join(line + "\n" for line in self._stderr_lines)
+        return lines + self._pending_stderr
+
+    def connect(self, task: trio.lowlevel.Task) -> None:
+        """Give this port to *task*: from now on only *task* may use it.
+
+        This is the one way ownership moves, and only the current owner may do
+        it, so it is always visible in the code that does it. Example::
+
+            async def client(port, task_status=trio.TASK_STATUS_IGNORED):
+                task_status.started(trio.lowlevel.current_task())
+                ...  # uses the port
+
+            task = await nursery.start(client, port)
+            port.connect(task)   # the opener hands the port over
+
+        Args:
+            task: the new owner (a :class:`trio.lowlevel.Task`).
+
+        Raises:
+            PortOwnershipError: the calling task is not the owner. Nothing changed.
+            TypeError: *task* is not a Trio task.
+        """
+        caller = _current_task()
+        if caller is not self._owner:
+            raise self._ownership_error("connect", caller)
+        if not isinstance(task, trio.lowlevel.Task):
+            raise TypeError(
+                f"port.connect() needs a trio.lowlevel.Task (got {task!r}); "
+                f"get one with trio.lowlevel.current_task() in the new owner"
+            )
+        self._owner = task
+        self._logger.debug(
+            "pid %d: ownership moved from task %r to task %r", self.pid, caller.name, task.name
+        )
+
+    def _transfer(self, task: trio.lowlevel.Task | None) -> None:
+        # For the pool only: move ownership without checking the caller, so that a
+        # checkout hands an idle port to the client task (and checkin takes it
+        # back) without an extra task switch. Read alongside workers/_pool.py.
+        self._owner = task
+
+    # ---- public, async -------------------------------------------------------------
+
+    # The contract's timeout is not just a cancel scope: it raises RequestTimeout.
+    async def request(
+        self,
+        op: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Any:
+        """Send request *op* with *args* and return the result of its reply.
+
+        The request goes out in the port's envelope (``{"id", "op", "args"}`` by
+        default) with a fresh id, and the reply with the same id is the answer.
+
+        Args:
+            op: the operation's name, as the worker's handler table knows it.
+            args: a JSON-compatible value (``None`` when absent).
+            timeout: seconds to wait for the reply (``None``, the default: no limit
+                beyond the caller's own cancel scopes).
+
+        Returns:
+            The reply's ``result``.
+
+        Raises:
+            RemoteError: the worker answered with an error reply (its handler
+                raised, or it does not know *op*). The port is fine.
+            RequestTimeout: no reply within *timeout*. The port is fine; the late
+                reply will be discarded when it comes.
+            LocalProtocolError: *args* cannot be encoded, or the request is over
+                ``max_frame``. Nothing was written; the port is fine.
+            PortClosed: the port is closed, or the worker exited (or closed its
+                stdout, or stopped reading) before answering.
+            RemoteProtocolError: the worker sent something that is not a valid
+                reply, or a reply to an id nobody asked for. The port is closed.
+            PortOwnershipError: the calling task is not the port's owner.
+
+        Cancelling the caller while it waits for the reply abandons the request
+        (as a timeout does) and leaves the port usable. Cancelling it in the
+        middle of writing a frame too large for the pipe closes the port.
+        """
+        caller = _current_task()
+        if caller is not self._owner:
+            raise self._ownership_error("request", caller)
+        if self._state is not PortState.OPEN:
+            raise self._closed_error()
+        request_id = self._next_id
+        self._next_id = request_id + 1
+        try:
+            payload = self._encode_request(Request(request_id, op, args))
+        except LocalProtocolError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(
+                f"cannot encode request {op!r}: {exc}; args must be JSON-compatible"
+            ) from exc
+        frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
+        if timeout is None:
+            reply = await self._exchange(request_id, op, frame)
+        else:
+            with trio.move_on_after(timeout):
+                reply = await self._exchange(request_id, op, frame)
+                if type(reply) is Reply:
+                    return reply.result
+                raise RemoteError(reply.type, reply.message, reply.traceback, op=op)
+            if self._state is not PortState.OPEN:
+                raise self._closed_error()
+            raise RequestTimeout(
+                f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) got "
+                f"no reply within {timeout:g} s; the port is still usable and the late "
+                f"reply will be discarded"
+            )
+        if type(reply) is Reply:
+            return reply.result
+        raise RemoteError(reply.type, reply.message, reply.traceback, op=op)
+
+    async def send(self, message: Any) -> None:
+        """Encode *message* with the port's codec and write it as one frame.
+
+        Args:
+            message: a JSON-compatible value (``codec="json"``) or ``bytes``
+                (``codec="raw"``, sent unchanged).
+
+        Raises:
+            LocalProtocolError: the codec cannot encode *message*, or it is over
+                ``max_frame``. Nothing was written; the port is fine.
+            PortClosed: the port is closed, or the worker stopped reading.
+            PortOwnershipError: the calling task is not the port's owner.
+        """
+        caller = _current_task()
+        if caller is not self._owner:
+            raise self._ownership_error("send", caller)
+        if self._state is not PortState.OPEN:
+            raise self._closed_error()
+        try:
+            payload = self._codec.encode(message)
+        except LocalProtocolError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(
+                f"cannot encode {type(message).__name__} with codec {self._codec.name!r}: {exc}"
+            ) from exc
+        frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
+        await _checkpoint_if_cancelled()
+        if not await self._write(frame):
+            await _cancel_shielded_checkpoint()
+
+    async def receive(self) -> Any:
+        """Wait for the next frame and return it decoded with the port's codec.
+
+        This is the message level, under requests: the next frame, whatever it
+        is. Use either ``request`` or ``send``/``receive`` on one port, not both;
+        in particular a late reply to an abandoned request is only recognised
+        (and discarded) by ``request``.
+
+        Raises:
+            PortClosed: the port is closed, or the worker closed its stdout (in
+                the middle of a frame or between frames).
+            RemoteProtocolError: the frame header announces more than ``max_frame``
+                or the payload does not decode. The port is closed.
+            PortOwnershipError: the calling task is not the port's owner.
+        """
+        caller = _current_task()
+        if caller is not self._owner:
+            raise self._ownership_error("receive", caller)
+        if self._state is not PortState.OPEN:
+            raise self._closed_error()
+        await _checkpoint_if_cancelled()
+        waited = False
+        decoder = self._decoder
+        while True:
+            try:
+                payload = decoder.next_frame()
+            except RemoteProtocolError as exc:
+                self._fail_protocol(exc)
+            if payload is not None:
+                break
+            await self._fill("while receive() waited for a message")
+            waited = True
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        try:
+            return self._codec.decode(payload)
+        except RemoteProtocolError as exc:
+            self._fail_protocol(exc)
+        except (TypeError, ValueError) as exc:
+            self._fail_protocol(
+                RemoteProtocolError(
+                    f"cannot decode a {len(payload)}-byte frame with codec "
+                    f"{self._codec.name!r}: {exc}"
+                )
+            )
+
+    async def wait_exited(self) -> int:
+        """Wait until the worker process has exited (and been reaped); return its status.
+
+        Any task may call this, owner or not: it neither sends nor receives.
+        A pool uses it to notice an idle worker dying.
+        """
+        await self._exited.wait()
+        returncode = self._process.returncode
+        assert returncode is not None
+        return returncode
+
+    # ---- the frame stream (owner's task only) -------------------------------------
+
+    async def _exchange(self, request_id: int, op: str, frame: bytes) -> Any:
+        await _checkpoint_if_cancelled()
+        await self._write(frame)
+        # The whole frame is out: from here on, giving up means abandoning the id.
+        try:
+            return await self._read_reply(request_id, op)
+        except BaseException:
+            if self._state is PortState.OPEN:
+                self._abandoned.add(request_id)
+            raise
+
+    async def _read_reply(self, request_id: int, op: str) -> Any:
+        decoder = self._decoder
+        waited = False
+        while True:
+            try:
+                payload = decoder.next_frame()
+            except RemoteProtocolError as exc:
+                self._fail_protocol(exc)
+            if payload is None:
+                await self._fill(f"while request {op!r} (id {request_id}) waited for its reply")
+                waited = True
+                continue
+            try:
+                reply = self._decode_reply(payload)
+            except RemoteProtocolError as exc:
+                self._fail_protocol(exc)
+            reply_id = reply.id
+            if reply_id == request_id:
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                return reply
+            if reply_id in self._abandoned:
+                self._abandoned.discard(reply_id)
+                self._logger.debug(
+                    "pid %d: discarded the late reply to abandoned request id %d",
+                    self.pid,
+                    reply_id,
+                )
+                continue
+            if reply_id is None:
+                self._fail_protocol(
+                    RemoteProtocolError(
+                        f"the worker could not read a request and answered "
+                        f"{getattr(reply, 'type', '?')}: {getattr(reply, 'message', '')}"
+                    )
+                )
+            self._fail_protocol(
+                RemoteProtocolError(
+                    f"got a reply with id {reply_id!r} while waiting for id {request_id} "
+                    f"(request {op!r}); no request with that id is waiting or abandoned"
+                )
+            )
+
+    async def _fill(self, what: str) -> None:
+        """Wait for stdout to be readable and feed one read to the decoder."""
+        fd = self._stdout_fd
+        while True:
+            try:
+                await _wait_readable(fd)
+            except trio.ClosedResourceError:
+                # Another task (the one leaving open_port's block) closed the port.
+                raise self._closed_error() from None
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError as exc:  # pragma: no cover - a pipe gives EOF, not errors
+                await self._lost(f"reading its stdout failed ({exc}) {what}")
+            break
+        if data:
+            self._decoder.receive_data(data)
+            return
+        self._decoder.receive_data(b"")
+        partial = self._decoder.buffered
+        if partial:
+            await self._lost(
+                f"the worker closed its stdout in the middle of a frame "
+                f"({partial} bytes of it received) {what}"
+            )
+        await self._lost(f"the worker closed its stdout {what}")
+
+    async def _write(self, frame: bytes) -> bool:
+        """Write *frame* whole; return whether it had to wait (i.e. it yielded)."""
+        try:
+            written = os.write(self._stdin_fd, frame)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:  # BrokenPipeError: the worker exited or closed stdin
+            await self._lost(f"the worker stopped reading its stdin ({exc.strerror})")
+        if written == len(frame):
+            return False
+        return await self._write_rest(frame, written)
+
+    async def _write_rest(self, frame: bytes, written: int) -> bool:
+        fd = self._stdin_fd
+        size = len(frame)
+        view = memoryview(frame)
+        try:
+            while written < size:
+                try:
+                    await _wait_writable(fd)
+                except trio.ClosedResourceError:
+                    raise self._closed_error() from None
+                try:
+                    written += os.write(fd, view[written:])
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    await self._lost(f"the worker stopped reading its stdin ({exc.strerror})")
+        except BaseException:
+            if 0 < written < size:
+                self._break(
+                    f"a write was interrupted after {written} of the {size} bytes of a frame, "
+                    f"so the stream is out of step"
+                )
+            raise
+        finally:
+            view.release()
+        return True
+
+    # ---- errors and closing ----------------------------------------------------
+
+    def _label(self) -> str:
+        return f"port {self.name!r} (pid {self.pid})"
+
+    def _ownership_error(self, what: str, caller: trio.lowlevel.Task) -> PortOwnershipError:
+        owner = self._owner
+        owner_name = repr(owner.name) if owner is not None else "no task"
+        return PortOwnershipError(
+            f"task {caller.name!r} called {what}() on {self._label()}, which is owned by "
+            f"{owner_name}; only the owner may use a port: have the owner call "
+            f"port.connect(task) to hand it over",
+            owner=owner,
+            caller=caller,
+        )
+
+    def _closed_error(self) -> PortClosed:
+        return PortClosed(
+            f"{self._label()} is closed: {self._reason}",
+            returncode=self._process.returncode,
+            stderr_tail=self.stderr_tail(),
+            pid=self.pid,
+        )
+
+    def _break(self, reason: str) -> None:
+        """Move to CLOSED and close our pipe ends; the worker sees end of file."""
+        if self._state is PortState.CLOSED:
+            return
+        self._state = PortState.CLOSED
+        self._reason = reason
+        self._abandoned.clear()
+        self._stdin.close()
+        self._stdout.close()
+
+    def _fail_protocol(self, exc: RemoteProtocolError) -> NoReturn:
+        self._break(f"the worker broke the protocol: {exc.args[0] if exc.args else exc}")
+        raise RemoteProtocolError(
+            f"{self._label()}: {exc.args[0] if exc.args else exc}; the port is closed",
+            returncode=self._process.returncode,
+            stderr_tail=self.stderr_tail(),
+            pid=self.pid,
+        ) from exc
+
+    async def _lost(self, reason: str) -> NoReturn:
+        """The worker went away: close, give its exit status and stderr a moment, raise."""
+        self._break(reason)
+        with trio.move_on_after(EXIT_STATUS_WAIT):
+            await self._exited.wait()
+            await self._stderr_done.wait()
+        raise self._closed_error()
+
+    async def _close(self, grace: float) -> None:
+        """Close stdin/stdout, then escalate to SIGTERM and SIGKILL; always reap.
+
+        Call shielded: it must complete.
+        """
+        self._break("its open_port() block has ended")
+        process = self._process
+        logger = self._logger
+        if grace > 0:
+            with trio.move_on_after(grace):
+                await self._exited.wait()
+            if not self._exited.is_set():
+                logger.warning(
+                    "worker pid %d ignored stdin close for %s s; sending SIGTERM",
+                    self.pid,
+                    _seconds(grace),
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                with trio.move_on_after(grace):
+                    await self._exited.wait()
+        if not self._exited.is_set():
+            if grace > 0:
+                logger.warning(
+                    "worker pid %d ignored SIGTERM for %s s; sending SIGKILL",
+                    self.pid,
+                    _seconds(grace),
+                )
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await process.wait()  # reaps; Process.wait is safe beside the watcher's
+        with trio.move_on_after(STDERR_DRAIN):
+            await self._stderr_done.wait()
+
+    # ---- background tasks (open_port's nursery; they never raise) -------------------
+
+    async def _watch_exit(self) -> None:
+        try:
+            await self._process.wait()
+        finally:
+            self._exited.set()
+        self._logger.debug("pid %d exited with status %s", self.pid, self._process.returncode)
+
+    async def _read_stderr(self) -> None:
+        stream = self._process.stderr
+        assert stream is not None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            while True:
+                try:
+                    data = await stream.receive_some(_READ_SIZE)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    data = b""
+                if not data:
+                    self._take_stderr(decoder.decode(b"", final=True), final=True)
+                    return
+                self._take_stderr(decoder.decode(data), final=False)
+        finally:
+            self._stderr_done.set()
+
+    def _take_stderr(self, text: str, *, final: bool) -> None:
+        pending = self._pending_stderr + text
+        *lines, pending = pending.split("\n")
+        if final and pending:
+            lines.append(pending)
+            pending = ""
+        if len(pending) > STDERR_LINE_CHARS:  # no newline in sight: keep the tail bounded
+            lines.append(pending)
+            pending = ""
+        self._pending_stderr = pending
+        logger = self._logger
+        for line in lines:
+            line = line.removesuffix("\r")
+            if len(line) > STDERR_LINE_CHARS:
+                line = line[:STDERR_LINE_CHARS] + f"... [{len(line) - STDERR_LINE_CHARS} more]"
+            self._stderr_lines.append(line)
+            logger.log(STDERR_LOG_LEVEL, "pid %d stderr: %s", self.pid, line)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def _default_name(argv: Sequence[str]) -> str:
+    # "python worker.py" is better named "worker" than "python"; "python -m pkg.mod"
+    # is named "pkg.mod". Anything else by its program's base name.
+    program = os.path.basename(argv[0])
+    if program.startswith("python"):
+        rest = list(argv[1:])
+        while rest:
+            arg = rest.pop(0)
+            if arg == "-m" and rest:
+                return rest[0]
+            if arg in ("-c", "-"):
+                break
+            if not arg.startswith("-"):
+                return os.path.splitext(os.path.basename(arg))[0]
+    return program or "worker"
+
+
+def _check_argv(argv: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    if isinstance(argv, (str, bytes)):
+        raise TypeError(
+            f"argv must be a list of arguments, not a string (got {argv!r}); nursemaid "
+            f"never runs a shell: write [program, arg, ...]"
+        )
+    args = tuple(os.fspath(arg) for arg in argv)
+    if not args:
+        raise ValueError("argv must name a program to run (got an empty sequence)")
+    return args
+
+
+@asynccontextmanager
+async def open_port(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    codec: str | Codec = "json",
+    packet: int = 4,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    envelope: Envelope | None = None,
+    shutdown: float = DEFAULT_SHUTDOWN,
+    name: str | None = None,
+) -> AsyncIterator[Port]:
+    """Start *argv* as a worker process and yield a :class:`Port` to it.
+
+    Example::
+
+        async with open_port([sys.executable, "worker.py"]) as port:
+            print(await port.request("add", [1, 2]))
+
+    The program is started directly (never through a shell) with stdin, stdout
+    and stderr as pipes. The calling task is the port's first owner. When the
+    block ends — normally, by an exception, or by cancellation — the port closes
+    the worker's stdin and stdout, waits up to the grace for it to exit, sends
+    SIGTERM (logging a warning), waits up to the grace again, sends SIGKILL
+    (warning first), and reaps it. That closing is shielded: it completes even
+    when the enclosing scope is cancelled, in at most twice the grace.
+
+    Args:
+        argv: the program and its arguments.
+        env: the worker's environment (default: this process's).
+        cwd: the worker's working directory (default: this process's).
+        codec: how :meth:`Port.send` and :meth:`Port.receive` turn messages into
+            frames: ``"json"`` (the default), ``"raw"`` (``bytes`` unchanged) or a
+            :class:`~nursemaid.protocol.Codec`.
+        packet: the frame header size in bytes: 4 (the default), 2 or 1, as
+            Erlang's ``{packet, N}``.
+        max_frame: the largest payload accepted in either direction (default
+            64 MiB).
+        envelope: how :meth:`Port.request` wraps requests and reads replies
+            (default: the standard ``{"id", "op", "args"}`` envelope).
+        shutdown: the grace in seconds, used when not running inside a
+            supervised child (default 5.0); inside one, the child's own shutdown
+            value is used instead (0 for ``BRUTAL_KILL``: SIGKILL at once).
+        name: the port's name, for its logger ``nursemaid.port.<name>`` and its
+            errors (default: taken from *argv*, e.g. ``worker`` for
+            ``python worker.py``). Keep names few and stable (one per kind of
+            worker, not per process): each distinct name is a logger for life.
+
+    Yields:
+        The :class:`Port`.
+
+    Raises:
+        StartError: the program could not be started (not found, not executable);
+            the OS error is its ``reason`` and ``__cause__``.
+        ValueError: *packet* is not 1, 2 or 4, or *max_frame* or *shutdown* is
+            negative.
+        TypeError: *argv* is a string (write a list: there is no shell).
+    """
+    args = _check_argv(argv)
+    FrameDecoder(packet=packet, max_frame=max_frame)  # ValueError/TypeError before spawning
+    if not isinstance(shutdown, (int, float)) or math.isnan(shutdown) or shutdown < 0:
+        raise ValueError(f"shutdown must be a number of seconds >= 0 (got {shutdown!r})")
+    codec_obj = get_codec(codec)
+    envelope_obj = get_envelope(envelope)
+    port_name = name if name is not None else _default_name(args)
+    owner = _current_task()
+    try:
+        process = await trio.lowlevel.open_process(
+            list(args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+        )
+    except OSError as exc:
+        raise StartError(
+            f"could not start worker {args[0]!r}: {exc.strerror or exc}", reason=exc
+        ) from exc
+    port = Port(
+        process,
+        argv=args,
+        name=port_name,
+        codec=codec_obj,
+        envelope=envelope_obj,
+        packet=packet,
+        max_frame=max_frame,
+        owner=owner,
+    )
+    port._logger.debug("pid %d started: %r", port.pid, args)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(port._read_stderr, name=f"nursemaid.port.{port_name}.stderr")
+            nursery.start_soon(port._watch_exit, name=f"nursemaid.port.{port_name}.exit")
+            try:
+                yield port
+            finally:
+                with trio.CancelScope(shield=True):
+                    inherited = current_shutdown()
+                    await port._close(shutdown if inherited is None else inherited)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The background tasks never raise, so the group holds what the block
+        # raised: give it back unwrapped, as if there were no nursery here.
+        if len(group.exceptions) != 1:
+            raise
+        _reraise_unwrapped(group.exceptions[0])
+    finally:
+        cast(trio.lowlevel.FdStream, process.stderr).close()
+        port._logger.debug("pid %d closed (status %s)", port.pid, process.returncode)
+
+
+def _reraise_unwrapped(exc: BaseException) -> NoReturn:
+    # Re-raise *exc* from inside the handler of its group without the group
+    # showing up as its context: keep the exception's own chain as it was.
+    context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
+        del exc

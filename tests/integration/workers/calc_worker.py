@@ -1,0 +1,73 @@
+"""A ``serve`` worker for the integration tests: a few small, scriptable ops."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from nursemaid import serve
+
+
+def add(args: list[int]) -> int:
+    a, b = args
+    return a + b
+
+
+def echo(args: object) -> object:
+    return args
+
+
+def fail(args: str) -> None:
+    raise ValueError(args)
+
+
+def chatty(args: str) -> str:
+    # Stray output of every kind must land on stderr, never in the frame stream.
+    print("a stray print", args)
+    sys.stdout.write("a stray write\n")
+    os.write(1, b"a stray os.write to fd 1\n")
+    return args
+
+
+def slow(args: float) -> float:
+    time.sleep(args)  # a real worker busy for a while; the test bounds it with fail_after
+    return args
+
+
+def unencodable(args: object) -> object:
+    return {1, 2, 3}
+
+
+def stderr(args: str) -> None:
+    sys.stderr.write(args)
+    sys.stderr.flush()
+
+
+def crash(args: int) -> None:
+    sys.stderr.write("about to crash\n")
+    sys.stderr.flush()
+    os._exit(args)
+
+
+def pid(args: object) -> int:
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    if "--stderr-at-start" in sys.argv:
+        sys.stderr.write("starting up\n")
+        sys.stderr.flush()
+    serve(
+        {
+            "add": add,
+            "echo": echo,
+            "fail": fail,
+            "chatty": chatty,
+            "slow": slow,
+            "unencodable": unencodable,
+            "stderr": stderr,
+            "crash": crash,
+            "pid": pid,
+        }
+    )
