@@ -1,1 +1,41 @@
-"""nursemaid.testing."""
+"""nursemaid.testing: the harness for property-based tests of supervised workers.
+
+A Trio driver for hypothesis state machines (:class:`TrioStateMachine`), hypothesis
+strategies for fault plans and client schedules, a fault-injecting worker program
+(``python -m nursemaid.testing.fault_worker``), and a pytest plugin with fixtures.
+See ``docs/testing.md``.
+
+This file only re-exports, lazily (see :mod:`nursemaid._lazy`): running
+``python -m nursemaid.testing.fault_worker`` executes it first, and the worker must
+start without importing trio, attrs, cattrs or hypothesis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nursemaid._lazy import attach
+
+if TYPE_CHECKING:
+    from nursemaid.testing._driver import DEFAULT_AVERAGE_STEPS as DEFAULT_AVERAGE_STEPS
+    from nursemaid.testing._driver import DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS
+    from nursemaid.testing._driver import DEFAULT_STEP_TIMEOUT as DEFAULT_STEP_TIMEOUT
+    from nursemaid.testing._driver import Harness as Harness
+    from nursemaid.testing._driver import Rule as Rule
+    from nursemaid.testing._driver import TrioStateMachine as TrioStateMachine
+    from nursemaid.testing._driver import autojump_clock as autojump_clock
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "nursemaid.testing._driver": (
+            "DEFAULT_AVERAGE_STEPS",
+            "DEFAULT_MAX_STEPS",
+            "DEFAULT_STEP_TIMEOUT",
+            "Harness",
+            "Rule",
+            "TrioStateMachine",
+            "autojump_clock",
+        ),
+    },
+)

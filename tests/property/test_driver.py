@@ -1,0 +1,288 @@
+"""The Trio state-machine driver finds a planted bug, shrinks it, and replays it.
+
+The toy under test is a bounded resource that hands a freed slot straight to the
+longest waiter. Its planted bug is the one NimblePool's and poolboy's users met: a
+waiter cancelled while queued is left in the queue, so a later release hands the slot
+to nobody and it leaks. The model is a plain set of the clients holding a slot.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import pytest
+import trio
+from hypothesis import seed, settings
+from hypothesis import strategies as st
+
+from nursemaid.testing import Harness, TrioStateMachine
+
+CAPACITY = 1
+
+
+class HandoffResource:
+    """At most ``capacity`` holders; a release hands the slot to the first waiter."""
+
+    def __init__(self, capacity: int, *, forget_cancelled_waiters: bool) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._waiters: deque[trio.Event] = deque()
+        self._forget_cancelled_waiters = forget_cancelled_waiters
+
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint()
+        if self.in_use < self.capacity and not self._waiters:
+            self.in_use += 1
+            return
+        granted = trio.Event()
+        self._waiters.append(granted)
+        try:
+            await granted.wait()
+        except trio.Cancelled:
+            if granted.is_set():  # handed over just as we were cancelled: pass it on
+                self.release()
+            elif not self._forget_cancelled_waiters:  # the planted bug skips this
+                self._waiters.remove(granted)
+            raise
+
+    def release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()  # the slot passes on: in_use is unchanged
+        else:
+            self.in_use -= 1
+
+
+@attrs.define
+class Client:
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done_holding: trio.Event = attrs.field(factory=trio.Event)
+
+
+@attrs.define
+class ResourceState:
+    harness: Harness
+    resource: HandoffResource
+    clients: dict[int, Client] = attrs.field(factory=dict)
+    holders: set[int] = attrs.field(factory=set)
+    next_id: int = 0
+
+
+def resource_machine(*, forget_cancelled_waiters: bool) -> TrioStateMachine[ResourceState]:
+    @asynccontextmanager
+    async def setup(harness: Harness) -> AsyncIterator[ResourceState]:
+        resource = HandoffResource(CAPACITY, forget_cancelled_waiters=forget_cancelled_waiters)
+        yield ResourceState(harness, resource)
+
+    machine: TrioStateMachine[ResourceState] = TrioStateMachine(setup, name="handoff resource")
+
+    async def client(state: ResourceState, client_id: int) -> None:
+        me = state.clients[client_id]
+        with me.scope:
+            await state.resource.acquire()
+            state.holders.add(client_id)
+            try:
+                await me.done_holding.wait()
+            finally:
+                state.holders.discard(client_id)
+                state.resource.release()
+        del state.clients[client_id]
+
+    @machine.rule()
+    async def start_client(state: ResourceState) -> None:
+        state.clients[state.next_id] = Client()
+        state.harness.start_soon(client, state, state.next_id)
+        state.next_id += 1
+
+    @machine.rule(
+        precondition=lambda state: bool(state.holders),
+        client_id=lambda state: st.sampled_from(sorted(state.holders)),
+    )
+    async def release_client(state: ResourceState, client_id: int) -> None:
+        state.clients[client_id].done_holding.set()
+
+    @machine.rule(
+        precondition=lambda state: bool(state.clients),
+        client_id=lambda state: st.sampled_from(sorted(state.clients)),
+    )
+    async def cancel_client(state: ResourceState, client_id: int) -> None:
+        state.clients[client_id].scope.cancel()
+
+    @machine.invariant
+    def slots_in_use_are_held_by_clients(state: ResourceState) -> None:
+        assert state.resource.in_use == len(state.holders), (state.resource.in_use, state.holders)
+
+    @machine.invariant
+    def never_over_capacity(state: ResourceState) -> bool:
+        return state.resource.in_use <= CAPACITY
+
+    return machine
+
+
+QUICK = settings(max_examples=300, database=None)
+
+
+def _failure_of(test: object) -> AssertionError:
+    with pytest.raises(AssertionError) as info:
+        test()  # type: ignore[operator]
+    return info.value
+
+
+def _log(exc: BaseException) -> str:
+    return next(note for note in exc.__notes__ if note.startswith("steps of the failing run"))
+
+
+def _steps(exc: BaseException) -> list[str]:
+    log = _log(exc)
+    return [line.strip() for line in log.splitlines() if line.strip().startswith("await ")]
+
+
+def test_correct_resource_passes() -> None:
+    resource_machine(forget_cancelled_waiters=False).test(QUICK)()
+
+
+@functools.cache
+def _shrunk_failure() -> AssertionError:
+    test = seed(20261128)(resource_machine(forget_cancelled_waiters=True).test(QUICK))
+    return _failure_of(test)
+
+
+@pytest.mark.slow
+def test_planted_bug_is_found_and_shrinks_to_the_four_step_story() -> None:
+    failure = _shrunk_failure()
+    assert "(1, set())" in str(failure)  # one slot in use, nobody holding it
+    steps = _steps(failure)
+    # Holder, waiter, cancel the waiter, release the holder: the slot goes to nobody.
+    assert [re.match(r"await (\w+)", step).group(1) for step in steps] == [  # type: ignore[union-attr]
+        "start_client",
+        "start_client",
+        "cancel_client",
+        "release_client",
+    ]
+    assert steps[2] == "await cancel_client(state, client_id=1)"
+
+
+@pytest.mark.slow
+def test_failing_example_replays_identically_with_the_same_seed() -> None:
+    again = _failure_of(seed(20261128)(resource_machine(forget_cancelled_waiters=True).test(QUICK)))
+    assert _steps(again) == _steps(_shrunk_failure())
+    assert _log(again) == _log(_shrunk_failure())
+
+
+@pytest.mark.slow
+def test_step_log_is_replayable_python() -> None:
+    body = "\n".join("    " + step for step in _steps(_shrunk_failure()))
+    compile(f"async def replay(state):\n{body}\n", "<step log>", "exec")
+
+
+# ----------------------------------------------------- schedules vary and replay
+
+
+def scheduling_machine(orders: list[tuple[int, ...]]) -> TrioStateMachine[Harness]:
+    """Each step spawns four tasks at once; the order they run in is recorded."""
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="race", max_steps=1)
+
+    @machine.rule()
+    async def spawn_four(harness: Harness) -> None:
+        ran: list[int] = []
+
+        async def task(number: int) -> None:
+            ran.append(number)
+
+        async with trio.open_nursery() as nursery:
+            for number in range(4):
+                nursery.start_soon(task, number)
+        orders.append(tuple(ran))
+
+    return machine
+
+
+def test_trio_schedule_varies_between_examples_and_replays_with_the_seed() -> None:
+    runs: list[list[tuple[int, ...]]] = []
+    for _ in range(2):
+        orders: list[tuple[int, ...]] = []
+        seed(7)(scheduling_machine(orders).test(settings(max_examples=40, database=None)))()
+        runs.append(orders)
+    assert runs[0] == runs[1]  # same seed: same schedules, example by example
+    assert len(set(runs[0])) > 1  # random_module() is drawn: the schedule varies
+
+
+# ----------------------------------------------------------------- time, tasks
+
+
+def test_rule_waiting_on_a_later_step_fails_with_a_clear_message() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="stuck", step_timeout=5.0)
+
+    @machine.rule()
+    async def wait_forever(harness: Harness) -> None:
+        await trio.sleep_forever()
+
+    failure = _failure_of(machine.test(settings(max_examples=5, database=None)))
+    assert "rule 'wait_forever' did not return within 5.0 s" in str(failure)
+    assert "harness.start_soon()" in str(failure)
+
+
+def test_virtual_time_passes_only_when_a_rule_waits() -> None:
+    seen: list[float] = []
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="clock")
+
+    @machine.rule(seconds=st.integers(1, 100))
+    async def advance(harness: Harness, seconds: int) -> None:
+        before = trio.current_time()
+        await trio.sleep(seconds)
+        seen.append(trio.current_time() - before - seconds)
+
+    @machine.invariant
+    def clock_is_a_mock_clock(harness: Harness) -> None:
+        assert isinstance(harness.clock, trio.testing.MockClock)
+
+    machine.test(settings(max_examples=20, database=None))()
+    assert seen
+    assert all(abs(extra) < 1e-6 for extra in seen)
+
+
+def test_background_task_crash_fails_the_example_with_the_step_log() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="crashy")
+
+    async def crash() -> None:
+        raise LookupError("boom")
+
+    @machine.rule()
+    async def start_crashing_task(harness: Harness) -> None:
+        harness.start_soon(crash)
+
+    with pytest.raises(LookupError, match="boom") as info:
+        machine.test(settings(max_examples=5, database=None))()
+    assert _steps(info.value) == ["await start_crashing_task(state)"]
+
+
+def test_teardown_runs_after_the_last_step_with_background_tasks_alive() -> None:
+    alive_at_teardown: list[tuple[int, int]] = []
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="teardown", max_steps=3)
+    counts = {"started": 0, "alive": 0}
+
+    async def background() -> None:
+        counts["alive"] += 1
+        try:
+            await trio.sleep_forever()
+        finally:
+            counts["alive"] -= 1
+
+    @machine.rule()
+    async def start_background(harness: Harness) -> None:
+        counts["started"] += 1
+        harness.start_soon(background)
+
+    @machine.teardown
+    async def check_at_end(harness: Harness) -> None:
+        alive_at_teardown.append((counts["alive"], counts["started"]))
+        counts["started"] = 0
+
+    machine.test(settings(max_examples=10, database=None))()
+    assert alive_at_teardown
+    assert all(alive == started for alive, started in alive_at_teardown)
+    assert counts["alive"] == 0
