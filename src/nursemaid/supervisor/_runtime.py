@@ -181,6 +181,7 @@ class _Incarnation:
         "registered",
         "scope",
         "settled",
+        "started",
     )
 
     def __init__(self, child: _Child) -> None:
@@ -194,6 +195,7 @@ class _Incarnation:
         self.kind = ExitKind.NORMAL
         self.exception: BaseException | None = None
         self.registered = False
+        self.started = False  # started() was called (the phase may have moved on since)
 
 
 class _Child:
@@ -226,6 +228,7 @@ class _ChildTaskStatus(trio.TaskStatus[Any]):
             self._registry._register(name, value)
             inc.registered = True
         inc.handle = value
+        inc.started = True
         inc.phase = _Phase.RUNNING
         inc.settled.set()
 
@@ -633,7 +636,7 @@ class Supervisor:
         else:
             with trio.move_on_after(spec.start_timeout):
                 await inc.settled.wait()
-        if inc.phase is _Phase.RUNNING:
+        if inc.started:
             child.state = ChildState.RUNNING
             child.starts += 1
             if self._subscribers:
