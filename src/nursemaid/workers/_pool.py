@@ -773,44 +773,25 @@ class Pool:
         core = self._core
         slot.home = _current_task()
         try:
-            with trio.CancelScope() as scope:
-                slot.scope = scope
+            # Two scopes: `starting` lets a stop interrupt the backoff and the spawn;
+            # once the worker exists, a stop cancels only `living` (the handshake and
+            # the wait), so the factory's context is left normally and runs its whole
+            # close sequence rather than being torn down by a cancellation.
+            with trio.CancelScope() as starting:
+                slot.scope = starting
                 if slot.life.state is not WorkerState.STARTING:
                     return  # stopped before this task ran
                 if delay:
                     await trio.sleep(delay)
                 try:
                     async with self._factory.open_worker(slot.id) as worker:
-                        slot.resource = worker
-                        slot.handoff = getattr(worker, "_transfer", None)
-                        if not core.spawned(slot, _current_time()):
-                            return
-                        try:
-                            with trio.fail_after(self._init_timeout):
-                                await worker.request(self._ping_op)
-                        except Exception as exc:
-                            if isinstance(exc, trio.TooSlowError):
-                                what = (
-                                    f"handshake ({self._ping_op!r}) got no reply within "
-                                    f"init_timeout={self._init_timeout} s"
-                                )
-                            else:
-                                what = f"handshake ({self._ping_op!r}) failed: {_describe(exc)}"
-                            self._start_failed(slot, what, exc, worker)
-                            return
-                        if not core.ready(slot, _current_time()):
-                            return
-                        if (
-                            self._core.phase is PoolPhase.OPENING
-                            and core.ready_once >= self._min_ready
-                        ):
-                            self._opened.set()
-                        status = await worker.wait_exited()
-                        cause = _with_tail(f"worker exited with status {status}", worker)
-                        core.crashed(
-                            slot, cause, _start_error(slot, cause, None, worker), _current_time()
-                        )
-                        self._after_checkin()
+                        with trio.CancelScope() as living:
+                            slot.scope = living
+                            slot.resource = worker
+                            slot.handoff = getattr(worker, "_transfer", None)
+                            if core.spawned(slot, _current_time()):
+                                await self._live(slot, worker)
+                        slot.scope = starting
                 except Exception as exc:
                     # Spawning failed, or the factory's worker raised while waiting.
                     self._worker_raised(slot, exc)
@@ -818,6 +799,31 @@ class Pool:
             slot.scope = None
             core.exited(slot, _current_time())
             self._after_checkin()
+
+    async def _live(self, slot: WorkerSlot, worker: PoolWorker) -> None:
+        """Handshake, then wait for the worker to die on its own (a stop cancels this)."""
+        core = self._core
+        try:
+            with trio.fail_after(self._init_timeout):
+                await worker.request(self._ping_op)
+        except Exception as exc:
+            if isinstance(exc, trio.TooSlowError):
+                what = (
+                    f"handshake ({self._ping_op!r}) got no reply within "
+                    f"init_timeout={self._init_timeout} s"
+                )
+            else:
+                what = f"handshake ({self._ping_op!r}) failed: {_describe(exc)}"
+            self._start_failed(slot, what, exc, worker)
+            return
+        if not core.ready(slot, _current_time()):
+            return
+        if core.phase is PoolPhase.OPENING and core.ready_once >= self._min_ready:
+            self._opened.set()
+        status = await worker.wait_exited()
+        cause = _with_tail(f"worker exited with status {status}", worker)
+        core.crashed(slot, cause, _start_error(slot, cause, None, worker), _current_time())
+        self._after_checkin()
 
     def _worker_raised(self, slot: WorkerSlot, exc: Exception) -> None:
         if slot.life.state in (WorkerState.STARTING, WorkerState.HANDSHAKING):

@@ -1,0 +1,176 @@
+"""Pools of real worker processes: handshakes, ownership, crashes, envelopes, reaping."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nursemaid import CheckoutTimeout, RemoteError, StartError
+from nursemaid.protocol._envelope import CommandEnvelope
+from nursemaid.testing._leaks import child_pids, open_fds
+from nursemaid.workers._lifecycle import Transition, WorkerState
+from nursemaid.workers._pool import open_pool
+
+SERVE_WORKER = textwrap.dedent(
+    """
+    import os, signal, time
+    from nursemaid import serve
+
+    def wedge(args):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(60)
+
+    serve({
+        "add": lambda args: args[0] + args[1],
+        "pid": lambda args: os.getpid(),
+        "fail": lambda args: 1 / 0,
+        "wedge": wedge,
+    })
+    """
+)
+
+# An existing program with its own envelope: {id, command, args} answered by
+# {id, success, result | error}. Standard library only; nursemaid is not imported.
+COMMAND_WORKER = textwrap.dedent(
+    """
+    import json, os, struct, sys
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        header = stdin.read(4)
+        if len(header) < 4:
+            break
+        message = json.loads(stdin.read(struct.unpack(">I", header)[0]))
+        command = message["command"]
+        if command == "ping":
+            reply = {"id": message["id"], "success": True, "result": "pong"}
+        elif command == "upper":
+            reply = {"id": message["id"], "success": True, "result": message["args"].upper()}
+        else:
+            reply = {"id": message["id"], "success": False, "error": "unknown " + command}
+        data = json.dumps(reply).encode()
+        stdout.write(struct.pack(">I", len(data)) + data)
+        stdout.flush()
+    """
+)
+
+NEVER_STARTS = textwrap.dedent(
+    """
+    import sys
+    print("loading model weights...", file=sys.stderr)
+    print("FileNotFoundError: weights.bin", file=sys.stderr)
+    sys.exit(3)
+    """
+)
+
+
+@pytest.fixture
+def serve_worker(tmp_path: Path) -> list[str]:
+    path = tmp_path / "serve_worker.py"
+    path.write_text(SERVE_WORKER)
+    return [sys.executable, str(path)]
+
+
+def _script(tmp_path: Path, name: str, text: str) -> list[str]:
+    path = tmp_path / name
+    path.write_text(text)
+    return [sys.executable, "-I", str(path)]
+
+
+async def test_execute_round_trips_to_real_workers(serve_worker: list[str]) -> None:
+    async with open_pool(serve_worker, size=2) as pool:
+        assert await pool.execute("add", [1, 2]) == 3
+        pids = {w.pid for w in pool.statistics().workers}
+        assert len(pids) == 2
+        assert None not in pids
+        with pytest.raises(RemoteError, match="ZeroDivisionError"):
+            await pool.execute("fail")
+        assert pool.statistics().restarts == 0
+
+
+async def test_port_ownership_moves_to_the_client_and_back(serve_worker: list[str]) -> None:
+    me = trio.lowlevel.current_task()
+    async with open_pool(serve_worker, size=1) as pool:
+        async with pool.checkout() as lease:
+            assert lease.port.owner is me
+            assert await lease.port.request("add", [2, 3]) == 5  # the port itself works
+            port = lease.port
+        assert port.owner is not me
+        assert port.owner is not None
+
+
+async def test_existing_program_with_its_own_envelope_is_pooled_unchanged(
+    tmp_path: Path,
+) -> None:
+    argv = _script(tmp_path, "command_worker.py", COMMAND_WORKER)
+    async with open_pool(argv, size=2, envelope=CommandEnvelope()) as pool:
+        assert await pool.execute("upper", "abc") == "ABC"
+        with pytest.raises(RemoteError, match="unknown frobnicate"):
+            await pool.execute("frobnicate")
+        assert pool.statistics().idle == 2
+
+
+@pytest.mark.slow
+async def test_eager_pool_of_a_program_that_never_starts_fails_with_its_stderr(
+    tmp_path: Path,
+) -> None:
+    argv = _script(tmp_path, "never.py", NEVER_STARTS)
+    children = child_pids()
+    with pytest.raises(StartError, match="pool gave up") as info:
+        async with open_pool(argv, size=2, intensity=2):
+            pytest.fail("the pool must not open")  # pragma: no cover
+    assert "FileNotFoundError: weights.bin" in info.value.stderr_tail
+    assert "FileNotFoundError: weights.bin" in str(info.value)
+    assert child_pids() == children
+
+
+async def test_killed_idle_worker_is_replaced(serve_worker: list[str]) -> None:
+    seen: list[object] = []
+    async with open_pool(serve_worker, size=1, subscribers=[seen.append]) as pool:
+        pid = await pool.execute("pid")
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            while pool.statistics().restarts == 0 or pool.statistics().idle == 0:
+                await trio.sleep(0.01)
+        assert await pool.execute("pid") != pid
+    failed = [t for t in seen if isinstance(t, Transition) and t.to_state is WorkerState.FAILED]
+    assert len(failed) == 1
+    assert "status -9" in failed[0].cause
+
+
+@pytest.mark.slow
+async def test_slow_termination_runs_off_the_checkout_path(serve_worker: list[str]) -> None:
+    async with open_pool(serve_worker, size=2, shutdown=0.5) as pool:
+        with pytest.raises(Exception, match="no reply"):
+            async with pool.checkout() as lease:
+                await lease.request("wedge", timeout=0.2)
+        # The wedged worker ignores stdin's close and SIGTERM: its close sequence
+        # takes two graces. Meanwhile the other worker serves at once.
+        with trio.fail_after(0.4):
+            assert await pool.execute("add", [1, 1]) == 2
+        assert pool.statistics().stopping == 1
+
+
+async def test_closing_the_pool_reaps_every_process_and_closes_every_fd(
+    serve_worker: list[str],
+) -> None:
+    fds, children = open_fds(), child_pids()
+    async with open_pool(serve_worker, size=3) as pool:
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                nursery.start_soon(pool.execute, "add", [i, i])
+    assert child_pids() == children
+    assert open_fds() == fds
+
+
+async def test_checkout_timeout_with_real_workers(serve_worker: list[str]) -> None:
+    async with open_pool(serve_worker, size=1) as pool, pool.checkout():
+        with pytest.raises(CheckoutTimeout):
+            async with pool.checkout(timeout=0.05):
+                pass  # pragma: no cover
