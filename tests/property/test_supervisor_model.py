@@ -1,0 +1,288 @@
+"""A real supervisor against a small reference model of OTP's semantics.
+
+Hypothesis draws a supervisor (strategy, intensity, period, initial children)
+and a sequence of operations: crashes, normal exits, failing starts, clock
+advances and the dynamic calls (start_child, terminate_child, restart_child,
+delete_child). Each example is one ``trio.run`` on ``MockClock(autojump_threshold=0)``
+with ``st.random_module()`` drawn, so Trio's scheduler order varies reproducibly.
+After every operation the log of starts, stops, crashes and exits (in order), the
+outcome of the call and ``which_children`` must equal the model's; at the end so
+must the final error.
+
+The model is written from OTP's supervisor.erl (do_restart, restart/2,
+restart_multiple_children, try_again_restart, terminate_children), not from
+nursemaid's code: it shares only the vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+from hypothesis import given, note
+from hypothesis import strategies as st
+from trio.testing import MockClock
+
+from integration.test_supervisor_suite import Kids  # the scripted children, shared
+from nursemaid import (
+    ChildNotFound,
+    ChildRunning,
+    ChildState,
+    Restart,
+    RestartIntensityExceeded,
+    StartError,
+    Strategy,
+    open_supervisor,
+)
+
+P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
+RUNNING, RESTARTING, STOPPED = ChildState.RUNNING, ChildState.RESTARTING, ChildState.STOPPED
+
+
+# ------------------------------------------------------------------- the model
+
+
+@attrs.define
+class ModelChild:
+    id: str
+    restart: Restart
+    state: ChildState
+
+
+@attrs.define
+class OtpModel:
+    """OTP's supervisor, reduced to what the test observes."""
+
+    strategy: Strategy
+    intensity: int
+    period: int
+    children: list[ModelChild]
+    now: int = 0
+    restarts: list[int] = attrs.Factory(list)
+    fail: dict[str, int] = attrs.Factory(dict)
+    log: list[tuple[str, Hashable]] = attrs.Factory(list)
+    try_again: deque[str] = attrs.Factory(deque)
+    gave_up: bool = False
+
+    def find(self, id: str) -> ModelChild | None:
+        return next((c for c in self.children if c.id == id), None)
+
+    def running(self) -> set[str]:
+        return {c.id for c in self.children if c.state is RUNNING}
+
+    def start(self, child: ModelChild) -> bool:
+        self.log.append(("start", child.id))
+        if self.fail.get(child.id, 0):
+            self.fail[child.id] -= 1
+            return False
+        child.state = RUNNING
+        return True
+
+    def terminate(self, child: ModelChild) -> None:
+        if child.state is RUNNING:
+            self.log.append(("stop", child.id))
+        child.state = STOPPED
+
+    # exits the child makes by itself
+    def child_exit(self, id: str, crashed: bool) -> None:
+        child = self.find(id)
+        assert child is not None
+        self.log.append(("crash" if crashed else "exit", id))
+        child.state = STOPPED
+        restart = child.restart is P or (child.restart is T and crashed)
+        if not restart:
+            if child.restart is TMP:
+                self.children.remove(child)
+            return
+        self.restart(child)
+        self.drain()
+
+    def drain(self) -> None:
+        while self.try_again and not self.gave_up:
+            child = self.find(self.try_again.popleft())
+            if child is not None and child.state is RESTARTING:
+                self.restart(child)
+
+    def restart(self, child: ModelChild) -> None:
+        # add_restart: keep R >= Now - Period, then compare with the intensity
+        self.restarts = [t for t in self.restarts if t >= self.now - self.period] + [self.now]
+        if len(self.restarts) > self.intensity:
+            child.state = STOPPED
+            self.shutdown()
+            self.gave_up = True
+            return
+        ids = [c.id for c in self.children]
+        index = ids.index(child.id)
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            group = [child]
+        elif self.strategy is Strategy.REST_FOR_ONE:
+            group = self.children[index:]
+        else:
+            group = list(self.children)
+        for other in reversed(group):  # terminate_children: reverse start order
+            if other is not child:
+                self.terminate(other)
+                if other.restart is TMP:
+                    self.children.remove(other)
+        for member in [g for g in group if g is child or g.restart is not TMP]:
+            if not self.start(member):
+                member.state = RESTARTING
+                self.try_again.append(member.id)
+                return
+
+    def shutdown(self) -> None:
+        for child in reversed(self.children):
+            self.terminate(child)
+        self.children = [c for c in self.children if c.restart is not TMP]
+
+    # calls
+    def start_child(self, id: str, restart: Restart) -> str:
+        child = ModelChild(id, restart, STOPPED)
+        if not self.start(child):
+            return "StartError"
+        self.children.append(child)
+        return "ok"
+
+    def terminate_child(self, id: str) -> str:
+        child = self.find(id)
+        if child is None:
+            return "ChildNotFound"
+        self.terminate(child)
+        if child.restart is TMP:
+            self.children.remove(child)
+        return "ok"
+
+    def restart_child(self, id: str) -> str:
+        child = self.find(id)
+        if child is None:
+            return "ChildNotFound"
+        if child.state is not STOPPED:
+            return "ChildRunning"
+        return "ok" if self.start(child) else "StartError"
+
+    def delete_child(self, id: str) -> str:
+        child = self.find(id)
+        if child is None:
+            return "ChildNotFound"
+        if child.state is not STOPPED:
+            return "ChildRunning"
+        self.children.remove(child)
+        return "ok"
+
+
+# ------------------------------------------------------------- the operations
+
+restarts = st.sampled_from([P, T, TMP])
+ops = st.one_of(
+    st.tuples(st.just("crash"), st.integers(0, 7)),
+    st.tuples(st.just("exit"), st.integers(0, 7)),
+    st.tuples(st.just("fail_next_start"), st.integers(0, 7)),
+    st.tuples(st.just("advance"), st.integers(1, 4)),
+    st.tuples(st.just("start_child"), restarts),
+    st.tuples(st.just("terminate_child"), st.integers(0, 7)),
+    st.tuples(st.just("restart_child"), st.integers(0, 7)),
+    st.tuples(st.just("delete_child"), st.integers(0, 7)),
+)
+
+
+@given(
+    strategy=st.sampled_from(list(Strategy)),
+    intensity=st.integers(0, 4),
+    period=st.integers(1, 6),
+    initial=st.lists(restarts, min_size=1, max_size=4),
+    operations=st.lists(ops, max_size=25),
+    _random=st.random_module(),
+)
+def test_supervisor_matches_the_otp_model(
+    strategy: Strategy,
+    intensity: int,
+    period: int,
+    initial: list[Restart],
+    operations: list[tuple[str, Any]],
+    _random: Any,  # noqa: PT019 - hypothesis seeds random (Trio scheduling) through it
+) -> None:
+    kids = Kids()
+    specs = [kids.spec(f"c{n}", restart) for n, restart in enumerate(initial)]
+    model = OtpModel(
+        strategy,
+        intensity,
+        period,
+        [ModelChild(f"c{n}", restart, STOPPED) for n, restart in enumerate(initial)],
+    )
+    for child in model.children:
+        model.start(child)
+    next_id = len(initial)
+    final: dict[str, str] = {}
+
+    def pick(index: int, pool: list[str]) -> str | None:
+        return sorted(pool)[index % len(pool)] if pool else None
+
+    async def apply(sup: Any, op: tuple[str, Any]) -> str:
+        nonlocal next_id
+        verb, arg = op
+        known = [c.id for c in model.children]
+        if verb in ("crash", "exit"):
+            target = pick(arg, list(model.running()))
+            if target is None:
+                return "skip"
+            model.child_exit(target, crashed=verb == "crash")
+            await (kids.crash(target) if verb == "crash" else kids.exit(target))
+            return "ok"
+        if verb == "fail_next_start":
+            target = pick(arg, known)
+            if target is None:
+                return "skip"
+            model.fail[target] = model.fail.get(target, 0) + 1
+            kids.fail_start[target] = kids.fail_start.get(target, 0) + 1
+            return "ok"
+        if verb == "advance":
+            model.now += arg
+            await trio.sleep(arg)
+            return "ok"
+        if verb == "start_child":
+            id = f"c{next_id}"
+            next_id += 1
+            expected = model.start_child(id, arg)
+            return await outcome(sup.start_child(kids.spec(id, arg)), expected)
+        target = pick(arg, known) or "nobody"
+        expected = getattr(model, verb)(target)
+        return await outcome(getattr(sup, verb)(target), expected)
+
+    async def outcome(call: Any, expected: str) -> str:
+        try:
+            await call
+            got = "ok"
+        except (StartError, ChildNotFound, ChildRunning) as exc:
+            got = type(exc).__name__
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == expected
+        return got
+
+    async def scenario() -> None:
+        try:
+            async with open_supervisor(
+                specs, strategy=strategy, intensity=intensity, period=period
+            ) as sup:
+                for op in operations:
+                    note(f"{op!r}")
+                    await apply(sup, op)
+                    assert kids.log == model.log
+                    if model.gave_up:
+                        await trio.sleep_forever()  # the supervisor is giving up: cancelled
+                    assert [(c.id, c.state) for c in sup.which_children()] == [
+                        (c.id, c.state) for c in model.children
+                    ]
+                    assert kids.running() == model.running()
+                model.shutdown()
+            final["result"] = "stopped"
+        except RestartIntensityExceeded:
+            final["result"] = "RestartIntensityExceeded"
+
+    trio.run(scenario, clock=MockClock(autojump_threshold=0))
+    assert kids.log == model.log
+    assert final["result"] == ("RestartIntensityExceeded" if model.gave_up else "stopped")
+    assert kids.running() == set()
