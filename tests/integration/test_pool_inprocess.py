@@ -395,3 +395,31 @@ async def test_statistics_report_wait_and_lease_times(autojump_clock: object) ->
     assert stats.wait_time_max == pytest.approx(2.0)
     assert stats.lease_time_total == pytest.approx(3.0)
     assert stats.lease_time_max == pytest.approx(2.0)
+
+
+async def test_pool_run_is_a_supervisor_start_and_stopping_closes_the_pool(
+    autojump_clock: object,
+) -> None:
+    from nursemaid import ChildSpec, open_supervisor
+    from nursemaid.workers._pool import Pool
+
+    fleet = Fleet()
+    pool = Pool(fleet.factory, size=2)
+    async with open_supervisor([ChildSpec("workers", pool.run)]) as supervisor:
+        assert supervisor.which_children()[0].handle is pool
+        assert await pool.execute("echo", 7) == 7
+    with pytest.raises(PoolClosed):
+        await pool.execute("echo", 8)
+    assert all(w.returncode is not None for w in fleet.workers)
+
+
+async def test_a_pool_runs_only_once(autojump_clock: object) -> None:
+    from nursemaid import UsageError
+    from nursemaid.workers._pool import Pool
+
+    pool = Pool(Fleet().factory, size=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        await pool.aclose()
+    with pytest.raises(UsageError, match="has already run; create a new Pool"):
+        await pool.run()

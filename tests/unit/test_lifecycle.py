@@ -158,7 +158,7 @@ def test_a_raising_subscriber_is_dropped_and_the_state_still_changes(
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("mermaid", "mmd"), ("dot", "dot")])
 def test_committed_diagram_matches_the_table(fmt: str, suffix: str) -> None:
-    # Regenerate with: python -m nursemaid diagram --format FMT > docs/_generated/lifecycle.SUFFIX
+    # Regenerate with the commands in docs/lifecycle.md ("The diagram").
     committed = (GENERATED / f"lifecycle.{suffix}").read_text()
     assert committed == lifecycle_diagram(fmt)  # type: ignore[arg-type]
 

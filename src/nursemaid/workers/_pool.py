@@ -933,7 +933,8 @@ class Pool:
                     verdict = f"handle_checkin did not return within {self._init_timeout} s"
             if remove is None:
                 remove = verdict
-        core.finish_checkin(slot, remove, _current_time())
+            now = _current_time()
+        core.finish_checkin(slot, remove, now)
         self._after_checkin()
 
     async def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> str | None:
