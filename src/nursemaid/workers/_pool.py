@@ -598,19 +598,49 @@ class Pool:
             RemoteError: the worker's handler raised (the worker stays).
             PoolClosed: the pool is closed.
         """
+        if self._handle_checkout is not None or self._handle_checkin is not None:
+            return await self._execute_with_hooks(op, args, session, timeout)
+        # The hot path, without a Lease object: acquire, one request, check in.
         if timeout is None:
-            lease = await self._acquire(session, None)
+            slot = await self._acquire_slot(session, None)
             try:
-                result = await lease.request(op, args)
-            except BaseException as exc:
-                await self._release(lease, exc)
+                result = await slot.resource.request(op, args)
+            except RemoteError:
+                self._checkin(slot, None)
                 raise
-            await self._release(lease, None)
+            except BaseException as exc:
+                self._checkin(slot, f"its lease ended with a request in flight ({_describe(exc)})")
+                raise
+            self._checkin(slot, None)
             return result
         deadline = _current_time() + timeout
+        slot = await self._acquire_slot(session, timeout)
+        try:
+            result = await slot.resource.request(
+                op, args, timeout=max(0.0, deadline - _current_time())
+            )
+        except RemoteError:
+            self._checkin(slot, None)
+            raise
+        except BaseException as exc:
+            self._checkin(slot, f"its lease ended with a request in flight ({_describe(exc)})")
+            raise
+        self._checkin(slot, None)
+        return result
+
+    async def _execute_with_hooks(
+        self,
+        op: str,
+        args: Any,
+        session: Hashable | None,
+        timeout: float | None,  # noqa: ASYNC109 (execute's own, passed on)
+    ) -> Any:
+        deadline = math.inf if timeout is None else _current_time() + timeout
         lease = await self._acquire(session, timeout)
         try:
-            result = await lease.request(op, args, timeout=max(0.0, deadline - _current_time()))
+            result = await lease.request(
+                op, args, timeout=None if timeout is None else max(0.0, deadline - _current_time())
+            )
         except BaseException as exc:
             await self._release(lease, exc)
             raise
@@ -847,25 +877,33 @@ class Pool:
 
     # ---- checkout and checkin (the hot path) ----------------------------------------
 
+    async def _acquire_slot(
+        self,
+        session: Hashable | None,
+        timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
+    ) -> WorkerSlot:
+        """Lease a worker to the calling task: at once if one is idle, else queue."""
+        core = self._core
+        phase = core.phase
+        if phase is not PoolPhase.OPEN and phase is not PoolPhase.OPENING:
+            raise self._closed_error()
+        await _checkpoint_if_cancelled()
+        task = _current_task()
+        slot = core.checkout_nowait(session, _current_time())
+        if slot is None:
+            return await self._wait(session, timeout, task)
+        handoff = slot.handoff
+        if handoff is not None:
+            handoff(task)
+        return slot
+
     async def _acquire(
         self,
         session: Hashable | None,
         timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
     ) -> Lease:
-        core = self._core
         while True:
-            phase = core.phase
-            if phase is not PoolPhase.OPEN and phase is not PoolPhase.OPENING:
-                raise self._closed_error()
-            await _checkpoint_if_cancelled()
-            task = _current_task()
-            slot = core.checkout_nowait(session, _current_time())
-            if slot is None:
-                slot = await self._wait(session, timeout, task)
-            else:
-                handoff = slot.handoff
-                if handoff is not None:
-                    handoff(task)
+            slot = await self._acquire_slot(session, timeout)
             lease = Lease(slot, session)
             if self._handle_checkout is None:
                 return lease
@@ -875,10 +913,7 @@ class Pool:
             # The hook removed this worker: take the next one (the waiter's place in
             # the queue is not kept — NimblePool does the same).
             lease._slot = None
-            now = _current_time()
-            if core.begin_checkin(slot, now):
-                _hand(slot, slot.home)
-                core.finish_checkin(slot, reason, now)
+            self._checkin(slot, reason)
 
     async def _wait(
         self,
@@ -910,32 +945,39 @@ class Pool:
         if slot is None:
             return
         lease._slot = None
-        core = self._core
-        now = _current_time()
-        if not core.begin_checkin(slot, now):
-            self._after_checkin()
-            return  # it crashed or was stopped while leased
-        handoff = slot.handoff
-        if handoff is not None:
-            handoff(slot.home)
         remove: str | None = None
         if lease._in_flight:
             remove = f"its lease ended with a request in flight ({_describe(exc)})"
         elif exc is not None and not isinstance(exc, RemoteError | trio.Cancelled):
             remove = f"its lease ended with {_describe(exc)}"
-        if self._handle_checkin is not None:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(self._init_timeout) as scope:
-                    verdict = await self._run_hook(
-                        "handle_checkin", self._handle_checkin, lease, exc
-                    )
-                if scope.cancelled_caught:
-                    verdict = f"handle_checkin did not return within {self._init_timeout} s"
-            if remove is None:
-                remove = verdict
-            now = _current_time()
-        core.finish_checkin(slot, remove, now)
+        if self._handle_checkin is None:
+            self._checkin(slot, remove)
+            return
+        core = self._core
+        if not core.begin_checkin(slot, _current_time()):
+            self._after_checkin()
+            return  # it crashed or was stopped while leased
+        _hand(slot, slot.home)
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self._init_timeout) as scope:
+                verdict = await self._run_hook("handle_checkin", self._handle_checkin, lease, exc)
+            if scope.cancelled_caught:
+                verdict = f"handle_checkin did not return within {self._init_timeout} s"
+        core.finish_checkin(slot, remove if remove is not None else verdict, _current_time())
         self._after_checkin()
+
+    def _checkin(self, slot: WorkerSlot, remove: str | None) -> None:
+        """End a lease synchronously: ownership home, then keep or remove the worker."""
+        core = self._core
+        now = _current_time()
+        if core.begin_checkin(slot, now):
+            handoff = slot.handoff
+            if handoff is not None:
+                handoff(slot.home)
+            core.finish_checkin(slot, remove, now)
+        # else: it crashed or was stopped while leased; nothing to hand back
+        if core.phase is PoolPhase.CLOSING and not core.leased:
+            self._drained.set()
 
     async def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> str | None:
         try:
