@@ -52,7 +52,7 @@ class ChildContext:
         self.shutdown = shutdown
         self.stop_requested_at: float | None = None
         self.killed = False
-        self._graces: set[trio.CancelScope] = set()
+        self._graces: set[trio.CancelScope] | None = None  # made on first use: most never use one
 
     def request_stop(self, now: float) -> None:
         """Start the shutdown timer (the supervisor cancels the child right after)."""
@@ -62,7 +62,7 @@ class ChildContext:
     def kill(self) -> None:
         """Cut every grace short, now and later: OTP's ``exit(Child, kill)``."""
         self.killed = True
-        for scope in self._graces:
+        for scope in self._graces or ():
             scope.cancel()
 
     def deadline(self, now: float) -> float:
@@ -128,6 +128,8 @@ def shutdown_grace(*, default: float = DEFAULT_SHUTDOWN) -> Iterator[trio.Cancel
         with scope:
             yield scope
         return
+    if context._graces is None:
+        context._graces = set()
     context._graces.add(scope)
     try:
         with scope:

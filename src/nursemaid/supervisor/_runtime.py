@@ -166,9 +166,13 @@ class _Status(enum.Enum):
     STOPPING = "stopping"  # stopping every child; calls are refused
 
 
-class _Incarnation:
-    """One run of a child's task. Invariant: ``child.incarnation is self`` while
-    the supervisor considers this run current."""
+class _Incarnation(trio.TaskStatus[Any]):
+    """One run of a child's task; also the ``task_status`` that child receives.
+
+    Invariant: ``child.incarnation is self`` while the supervisor considers this
+    run current. The start timeout is the deadline of the child's own scope until
+    ``started`` is called (one cancel scope per child, not two).
+    """
 
     __slots__ = (
         "child",
@@ -179,13 +183,15 @@ class _Incarnation:
         "kind",
         "phase",
         "registered",
+        "registry",
         "scope",
         "settled",
-        "started",
+        "started_called",
     )
 
-    def __init__(self, child: _Child) -> None:
+    def __init__(self, child: _Child, registry: Registry) -> None:
         self.child = child
+        self.registry = registry
         self.context = ChildContext(child.spec.shutdown_seconds)
         self.scope = trio.CancelScope(shield=True)
         self.phase = _Phase.STARTING
@@ -195,7 +201,25 @@ class _Incarnation:
         self.kind = ExitKind.NORMAL
         self.exception: BaseException | None = None
         self.registered = False
-        self.started = False  # started() was called (the phase may have moved on since)
+        self.started_called = False  # one-way: the phase may have moved on since
+
+    def started(self, value: Any = None) -> None:
+        if self.started_called:
+            raise RuntimeError("called task_status.started() twice")
+        if self.phase is not _Phase.STARTING:
+            return  # too late: it is being stopped (start timeout, or shutdown)
+        name = self.child.spec.name
+        if name is not None:
+            self.registry._register(name, value)
+            self.registered = True
+        self.scope.deadline = math.inf  # the start timeout no longer applies
+        self.handle = value
+        self.started_called = True
+        self.phase = _Phase.RUNNING
+        self.settled.set()
+
+    def __repr__(self) -> str:
+        return f"<task status of child {self.child.spec.id!r}>"
 
 
 class _Child:
@@ -206,31 +230,6 @@ class _Child:
         self.state = ChildState.STOPPED
         self.incarnation: _Incarnation | None = None
         self.starts = 0
-
-
-class _ChildTaskStatus(trio.TaskStatus[Any]):
-    """The ``task_status`` a supervised child receives."""
-
-    __slots__ = ("_inc", "_registry")
-
-    def __init__(self, inc: _Incarnation, registry: Registry) -> None:
-        self._inc = inc
-        self._registry = registry
-
-    def started(self, value: Any = None) -> None:
-        inc = self._inc
-        if inc.phase is _Phase.RUNNING or inc.settled.is_set():
-            raise RuntimeError("called task_status.started() twice")
-        if inc.phase is _Phase.STOPPING:
-            return  # too late: it is being stopped (start timeout, or shutdown)
-        name = inc.child.spec.name
-        if name is not None:
-            self._registry._register(name, value)
-            inc.registered = True
-        inc.handle = value
-        inc.started = True
-        inc.phase = _Phase.RUNNING
-        inc.settled.set()
 
 
 @attrs.frozen
@@ -591,7 +590,7 @@ class Supervisor:
         _registry._current.set(self._registry)
         try:
             with inc.scope:
-                await inc.child.spec.start(task_status=_ChildTaskStatus(inc, self._registry))
+                await inc.child.spec.start(task_status=inc)
             if inc.scope.cancelled_caught or inc.phase is _Phase.STOPPING:
                 inc.kind = ExitKind.SHUTDOWN
         except Exception as exc:
@@ -628,15 +627,13 @@ class Supervisor:
             self._report_start_failure(child, reason)
             return reason
         assert self._nursery is not None
-        inc = _Incarnation(child)
+        inc = _Incarnation(child, self._registry)
+        if spec.start_timeout != math.inf:
+            inc.scope.deadline = trio.current_time() + spec.start_timeout
         child.incarnation = inc
         self._nursery.start_soon(self._run_child, inc, name=f"nursemaid child {spec.id!r}")
-        if spec.start_timeout == math.inf:
-            await inc.settled.wait()
-        else:
-            with trio.move_on_after(spec.start_timeout):
-                await inc.settled.wait()
-        if inc.started:
+        await inc.settled.wait()
+        if inc.started_called:
             child.state = ChildState.RUNNING
             child.starts += 1
             if self._subscribers:
@@ -653,20 +650,18 @@ class Supervisor:
                     extra={"context": "progress", "offender": _offender(spec)},
                 )
             return None
-        if inc.phase is _Phase.EXITED:
-            if inc.exception is not None:
-                reason = inc.exception
-            else:
-                reason = RuntimeError(
-                    f"child {spec.id!r} returned without calling task_status.started(); "
-                    f"call it once the child is ready"
-                )
-        else:
+        if inc.scope.cancel_called:
             reason = TimeoutError(
                 f"child {spec.id!r} did not call task_status.started() within its "
                 f"start_timeout of {spec.start_timeout!r} s"
             )
-            await self._stop_incarnation(inc)
+        elif inc.exception is not None:
+            reason = inc.exception
+        else:
+            reason = RuntimeError(
+                f"child {spec.id!r} returned without calling task_status.started(); "
+                f"call it once the child is ready"
+            )
         child.incarnation = None
         self._report_start_failure(child, reason)
         return reason
