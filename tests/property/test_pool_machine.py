@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import math
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Hashable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -31,10 +34,12 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from nursemaid import CheckoutTimeout, PoolClosed, PortClosed, RemoteError, RequestTimeout
-from nursemaid.testing import Harness, TrioStateMachine
+from nursemaid.testing import Harness, TrioStateMachine, autojump_clock
+from nursemaid.testing._leaks import child_pids
 from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
 from nursemaid.workers._pool import Pool, open_pool
 from nursemaid.workers._pool_core import SessionMoved
@@ -137,6 +142,95 @@ class ScriptedWorkers:
                 await trio.sleep(0.01)  # a close sequence takes time, off the client's path
 
 
+class ScriptedBackend:
+    """The fast backend: scripted in-process workers on the virtual clock."""
+
+    ports = False
+
+    def __init__(self) -> None:
+        self.factory = ScriptedWorkers()
+        self.worker: Any = self.factory
+
+    def alive(self, pool: Pool) -> list[int]:
+        return sorted(w.worker_id for w in self.factory.workers.values() if w.returncode is None)
+
+    def is_alive(self, worker_id: int) -> bool:
+        worker = self.factory.workers.get(worker_id)
+        return worker is not None and worker.returncode is None
+
+    def crash(self, pool: Pool, worker_id: int) -> None:
+        self.factory.workers[worker_id].crash()
+
+    def script(self, plan: list[Init]) -> None:
+        self.factory.init_plan.extend(plan)
+
+    def forget_script(self) -> None:
+        self.factory.init_plan.clear()
+
+    async def request(self, lease: Any, seconds: float, token: str) -> object:
+        return await lease.request("work", {"seconds": seconds, "token": token})
+
+    def expected(self, worker_id: int | None, token: str) -> object:
+        return {"worker": worker_id, "token": token}
+
+    async def execute(self, pool: Pool, seconds: float, token: str, timeout: float | None) -> Any:
+        reply = await pool.execute("work", {"seconds": seconds, "token": token}, timeout=timeout)
+        return reply["token"]
+
+    def all_gone(self, children: frozenset[int]) -> bool:
+        return not self.alive(None)  # type: ignore[arg-type]
+
+
+class PortBackend:
+    """The real backend: ``python -m nursemaid.testing.fault_worker`` processes."""
+
+    ports = True
+
+    def __init__(self) -> None:
+        self.worker: Any = [sys.executable, "-m", "nursemaid.testing.fault_worker"]
+        self.killed: set[int] = set()
+
+    def _pids(self, pool: Pool) -> dict[int, int]:
+        return {
+            w.id: w.pid
+            for w in pool.statistics().workers
+            if w.pid is not None and w.state in (WorkerState.IDLE, WorkerState.LEASED)
+        }
+
+    def alive(self, pool: Pool) -> list[int]:
+        return sorted(i for i in self._pids(pool) if i not in self.killed)
+
+    def is_alive(self, worker_id: int) -> bool:
+        return worker_id not in self.killed
+
+    def crash(self, pool: Pool, worker_id: int) -> None:
+        self.killed.add(worker_id)
+        os.kill(self._pids(pool)[worker_id], signal.SIGKILL)
+
+    def script(self, plan: list[Init]) -> None:  # pragma: no cover - not a port rule
+        raise AssertionError("handshake scripts are for scripted workers")
+
+    def forget_script(self) -> None:
+        pass
+
+    async def request(self, lease: Any, seconds: float, token: str) -> object:
+        await lease.request("sleep", seconds)
+        return await lease.request("echo", {"token": token})
+
+    def expected(self, worker_id: int | None, token: str) -> object:
+        return {"token": token}
+
+    async def execute(self, pool: Pool, seconds: float, token: str, timeout: float | None) -> Any:
+        reply = await pool.execute("echo", {"token": token}, timeout=timeout)
+        return reply["token"]
+
+    def all_gone(self, children: frozenset[int]) -> bool:
+        return child_pids() == children
+
+
+Backend = ScriptedBackend | PortBackend
+
+
 # ---------------------------------------------------------------------------
 # Clients
 # ---------------------------------------------------------------------------
@@ -169,7 +263,7 @@ class Client:
 @attrs.define(eq=False)
 class World:
     pool: Pool
-    factory: ScriptedWorkers
+    backend: Backend
     size: int
     harness: Harness
     clients: list[Client] = attrs.field(factory=list)
@@ -187,8 +281,8 @@ class World:
     def waiting(self) -> list[Client]:
         return [c for c in self.clients if c.status is Status.WAITING]
 
-    def alive_workers(self) -> list[ScriptedWorker]:
-        return [w for w in self.factory.workers.values() if w.returncode is None]
+    def alive_workers(self) -> list[int]:
+        return self.backend.alive(self.pool)
 
     def record(self, event: Transition | SessionMoved) -> None:
         self.log.append(event)
@@ -224,14 +318,12 @@ async def client_task(world: World, client: Client) -> None:
                         client.requesting = True
                         token = f"{client.number}:{argument}"
                         try:
-                            reply = await lease.request(
-                                "work", {"seconds": argument, "token": token}
-                            )
+                            reply = await world.backend.request(lease, argument, token)
                         except PortClosed:
                             client.requesting = False
                             raise
                         client.requesting = False
-                        if reply != {"worker": lease.worker_id, "token": token}:
+                        if reply != world.backend.expected(lease.worker_id, token):
                             world.violations.append(
                                 f"{client!r} (worker {lease.worker_id}) got {reply!r}"
                             )
@@ -266,18 +358,19 @@ def _last_checkout(world: World, worker_id: int) -> int:
 # ---------------------------------------------------------------------------
 
 
-def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
-    """Build the pool state machine for one pool shape."""
+def pool_machine(*, lazy: bool, size: int, ports: bool = False) -> TrioStateMachine[World]:
+    """Build the pool state machine for one pool shape, on scripted or real workers."""
 
     @asynccontextmanager
     async def setup(harness: Harness) -> AsyncIterator[World]:
-        factory = ScriptedWorkers()
+        backend: Backend = PortBackend() if ports else ScriptedBackend()
+        children = child_pids()
         log: list[Transition | SessionMoved] = []
         async with open_pool(
-            factory,
+            backend.worker,
             size=size,
             lazy=lazy,
-            init_timeout=1.0,
+            init_timeout=5.0 if ports else 1.0,
             checkout_timeout=5.0,
             health_interval=30.0,
             intensity=10_000,  # races, not give-up, are hunted here
@@ -285,17 +378,23 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
             close_grace=2.0,
             subscribers=[log.append],
         ) as pool:
-            world = World(pool, factory, size, harness)
+            world = World(pool, backend, size, harness)
             for event in log:
                 world.record(event)
             pool.subscribe(world.record)
             yield world
-        assert not world.alive_workers(), "closing the pool left workers alive"
+        assert backend.all_gone(children), "closing the pool left workers alive"
 
     kind = "lazy" if lazy else "eager"
     machine: TrioStateMachine[World] = TrioStateMachine(
-        setup, name=f"{kind} pool of {size}", max_steps=40
+        setup,
+        name=f"{kind} pool of {size}" + (" ports" if ports else ""),
+        max_steps=12 if ports else 40,
+        clock=None if ports else autojump_clock,
     )
+    # Real processes run on the real clock: keep the waits short.
+    short, long = (0.01, 0.2) if ports else (0.1, 2.0)
+    forever = 3.0 if ports else 50.0
 
     @machine.rule(
         timeout=st.sampled_from([0.5, 3.0, math.inf]),
@@ -307,8 +406,8 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
         world.harness.start_soon(client_task, world, client)
 
     @machine.rule(
-        seconds=st.sampled_from([0.1, 2.0, 50.0]),
-        timeout=st.sampled_from([None, 1.0, 30.0]),
+        seconds=st.sampled_from([short, long, forever]),
+        timeout=st.sampled_from([None, long / 2, 30.0]),
     )
     async def execute(world: World, seconds: float, timeout: float | None) -> None:
         number = len(world.executions)
@@ -317,14 +416,12 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
         async def call() -> None:
             token = f"x{number}"
             try:
-                reply = await world.pool.execute(
-                    "work", {"seconds": seconds, "token": token}, timeout=timeout
-                )
+                got = await world.backend.execute(world.pool, seconds, token, timeout)
             except (CheckoutTimeout, PoolClosed, PortClosed, TimeoutError) as exc:
                 world.executions[number] = type(exc).__name__
                 return
-            if reply["token"] != token:
-                world.violations.append(f"execute {number} got {reply!r}")
+            if got != token:
+                world.violations.append(f"execute {number} got {got!r}")
             world.executions[number] = "done"
 
         world.harness.start_soon(call)
@@ -343,7 +440,7 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
     @machine.rule(
         precondition=lambda w: bool(w.idle_holders()),
         client=holder,
-        seconds=st.sampled_from([0.1, 2.0, 50.0]),
+        seconds=st.sampled_from([short, long, forever]),
     )
     async def start_request(world: World, client: Client, seconds: float) -> None:
         client.commands.send_nowait(("request", seconds))
@@ -364,16 +461,20 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
 
     @machine.rule(
         precondition=lambda w: bool(w.alive_workers()),
-        worker=lambda w: st.sampled_from(sorted(x.worker_id for x in w.alive_workers())),
+        worker=lambda w: st.sampled_from(w.alive_workers()),
     )
     async def crash_worker(world: World, worker: int) -> None:
-        world.factory.workers[worker].crash()
+        world.backend.crash(world.pool, worker)
 
-    @machine.rule(plan=st.lists(st.sampled_from(Init), min_size=1, max_size=3))
-    async def script_handshakes(world: World, plan: list[Init]) -> None:
-        world.factory.init_plan.extend(plan)
+    if not ports:
 
-    @machine.rule(seconds=st.sampled_from([0.005, 0.3, 1.5, 6.0, 40.0]))
+        @machine.rule(plan=st.lists(st.sampled_from(Init), min_size=1, max_size=3))
+        async def script_handshakes(world: World, plan: list[Init]) -> None:
+            world.backend.script(plan)
+
+    pauses = [0.001, 0.05, 0.3] if ports else [0.005, 0.3, 1.5, 6.0, 40.0]
+
+    @machine.rule(seconds=st.sampled_from(pauses))
     async def advance_clock(world: World, seconds: float) -> None:
         await trio.sleep(seconds)
 
@@ -386,7 +487,7 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
     def held_workers_are_leased(world: World) -> None:
         states = {w.id: w.state for w in world.pool.statistics().workers}
         for client in world.holding():
-            if world.factory.workers[client.worker].returncode is None:  # type: ignore[index]
+            if world.backend.is_alive(client.worker):  # type: ignore[arg-type]
                 assert states.get(client.worker) is WorkerState.LEASED, (client, states)
 
     @machine.invariant
@@ -413,7 +514,7 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
 
     @machine.teardown
     async def every_client_is_served_or_gives_up(world: World) -> None:
-        world.factory.init_plan.clear()
+        world.backend.forget_script()
         for client in world.holding():
             if client.requesting:
                 client.scope.cancel()
@@ -437,6 +538,12 @@ def pool_machine(*, lazy: bool, size: int) -> TrioStateMachine[World]:
 test_lazy_pool_of_two = pool_machine(lazy=True, size=2).test()
 test_eager_pool_of_three = pool_machine(lazy=False, size=3).test()
 test_lazy_pool_of_one = pool_machine(lazy=True, size=1).test()
+test_lazy_pool_of_two_ports = pytest.mark.slow(
+    pool_machine(lazy=True, size=2, ports=True).test(settings(max_examples=4))
+)
+test_eager_pool_of_two_ports = pytest.mark.slow(
+    pool_machine(lazy=False, size=2, ports=True).test(settings(max_examples=4))
+)
 
 
 @pytest.mark.parametrize("lazy", [True, False])
