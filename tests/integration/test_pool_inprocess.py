@@ -423,3 +423,26 @@ async def test_a_pool_runs_only_once(autojump_clock: object) -> None:
         await pool.aclose()
     with pytest.raises(UsageError, match="has already run; create a new Pool"):
         await pool.run()
+
+
+async def test_lazy_pool_that_gives_up_fails_waiters_and_raises_start_error_from_open_pool(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    fleet.ping_fails = True
+    refused: list[BaseException] = []
+
+    async def body() -> None:
+        async with open_pool(fleet.factory, size=1, lazy=True, intensity=2) as pool:
+            try:
+                await pool.execute("echo", 1, timeout=math.inf)
+            except PoolClosed as exc:
+                refused.append(exc)
+            await trio.sleep_forever()  # the pool's failure cancels the block
+
+    with pytest.raises(StartError, match="pool gave up") as info:
+        await body()
+    assert "ping refused" in str(info.value)
+    assert "the pool gave up and closed" in str(refused[0])
+    assert isinstance(refused[0].__cause__, StartError)
+    assert all(w.returncode is not None for w in fleet.workers)

@@ -556,8 +556,9 @@ class PoolCore:
                 pid=error.pid,
             )
             final.__cause__ = error
-            self.close(now)
+            # give_up first: the shell must know why before close() rejects waiters.
             self.effects.give_up(final)
+            self.close(now)
             return True
         return False
 
