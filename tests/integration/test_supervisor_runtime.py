@@ -228,6 +228,34 @@ async def test_run_can_run_again_after_it_ended(autojump_clock: MockClock) -> No
     assert kids.take() == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")] * 2
 
 
+async def test_a_call_in_progress_when_the_supervisor_is_cancelled_fails_not_hangs(
+    autojump_clock: MockClock,
+) -> None:
+    async def never_ready(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.sleep_forever()
+
+    sup = Supervisor([])
+    with trio.fail_after(60):  # a hang fails (MockClock jumps), it does not hang the suite
+        await _cancel_supervisor_during_a_call(sup, never_ready)
+
+
+async def _cancel_supervisor_during_a_call(sup: Supervisor, never_ready: Any) -> None:
+    async with trio.open_nursery() as callers:
+        with trio.CancelScope() as supervisor_scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(sup.run)
+
+                async def call() -> None:
+                    with pytest.raises(UsageError, match="stopped while handling the call"):
+                        await sup.start_child(
+                            ChildSpec("slow", never_ready, start_timeout=math.inf)
+                        )
+
+                callers.start_soon(call)
+                await trio.testing.wait_all_tasks_blocked()
+                supervisor_scope.cancel()
+
+
 async def test_stop_is_idempotent(autojump_clock: MockClock) -> None:
     async with open_supervisor([]) as sup:
         await sup.stop()

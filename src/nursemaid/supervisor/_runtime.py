@@ -569,6 +569,13 @@ class Supervisor:
                     message.reply.set(await message.op())
                 except Exception as exc:
                     message.reply.fail(exc)
+                except BaseException:
+                    # Cancelled (or KeyboardInterrupt) while handling it: the
+                    # caller must not wait forever for an answer.
+                    message.reply.fail(
+                        UsageError(f"supervisor {self.name!r} stopped while handling the call")
+                    )
+                    raise
                 ending = None
             else:
                 self._stop_replies.append(message.reply)
