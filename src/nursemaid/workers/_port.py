@@ -144,12 +144,12 @@ class Port:
         "_logger",
         "_next_id",
         "_owner",
-        "_pending_stderr",
         "_process",
         "_reason",
         "_state",
+        "_stderr",
         "_stderr_done",
-        "_stderr_lines",
+        "_stderr_scope",
         "_stdin",
         "_stdin_fd",
         "_stdout",
@@ -199,8 +199,8 @@ class Port:
         self._abandoned: set[int] = set()
         self._exited = trio.Event()
         self._stderr_done = trio.Event()
-        self._stderr_lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        self._pending_stderr = ""
+        self._stderr_scope = trio.CancelScope(shield=True)
+        self._stderr = StderrTail()
         self._logger = logging.getLogger(f"nursemaid.port.{name}")
 
     def __repr__(self) -> str:
@@ -239,8 +239,7 @@ class Port:
 
         Complete lines end with a newline; a last line still being written has none.
         """
-        lines = "".join(line + "\n" for line in self._stderr_lines)
-        return lines + self._pending_stderr
+        return self._stderr.text()
 
     def connect(self, task: trio.lowlevel.Task) -> None:
         """Give this port to *task*: from now on only *task* may use it.
@@ -655,18 +654,23 @@ class Port:
 
     # ---- background tasks (open_port's nursery; they never raise) -------------------
 
+    # Both are shielded from the caller's cancellation: while the port closes (and
+    # it closes *because* of a cancellation, often) they must keep reaping and
+    # draining stderr, or a worker blocked writing to a full stderr pipe could
+    # never exit. _watch_exit ends when the process is reaped; _read_stderr at end
+    # of file, or when open_port cancels its scope once closing is done.
+
     async def _watch_exit(self) -> None:
-        try:
+        with trio.CancelScope(shield=True):
             await self._process.wait()
-        finally:
-            self._exited.set()
+        self._exited.set()
         self._logger.debug("pid %d exited with status %s", self.pid, self._process.returncode)
 
     async def _read_stderr(self) -> None:
         stream = self._process.stderr
         assert stream is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        try:
+        with self._stderr_scope:
             while True:
                 try:
                     data = await stream.receive_some(_READ_SIZE)
@@ -674,28 +678,57 @@ class Port:
                     data = b""
                 if not data:
                     self._take_stderr(decoder.decode(b"", final=True), final=True)
-                    return
+                    break
                 self._take_stderr(decoder.decode(data), final=False)
-        finally:
-            self._stderr_done.set()
+        self._stderr_done.set()
 
     def _take_stderr(self, text: str, *, final: bool) -> None:
-        pending = self._pending_stderr + text
-        *lines, pending = pending.split("\n")
-        if final and pending:
-            lines.append(pending)
-            pending = ""
-        if len(pending) > STDERR_LINE_CHARS:  # no newline in sight: keep the tail bounded
-            lines.append(pending)
-            pending = ""
-        self._pending_stderr = pending
+        lines = self._stderr.feed(text, final=final)
         logger = self._logger
         for line in lines:
-            line = line.removesuffix("\r")
-            if len(line) > STDERR_LINE_CHARS:
-                line = line[:STDERR_LINE_CHARS] + f"... [{len(line) - STDERR_LINE_CHARS} more]"
-            self._stderr_lines.append(line)
             logger.log(STDERR_LOG_LEVEL, "pid %d stderr: %s", self.pid, line)
+
+
+class StderrTail:
+    """The last lines of a stream of text, bounded in lines and in line length.
+
+    Pure: :meth:`feed` takes decoded text as it arrives and returns the lines it
+    completed (for logging); :meth:`text` is the tail so far.
+
+    Invariant: at most *max_lines* complete lines are kept, each at most
+    *line_chars* characters plus a marker saying how much was cut; the line still
+    being written is kept apart and is never longer than *line_chars*.
+    """
+
+    __slots__ = ("_line_chars", "_lines", "_pending")
+
+    def __init__(
+        self, max_lines: int = STDERR_TAIL_LINES, line_chars: int = STDERR_LINE_CHARS
+    ) -> None:
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._line_chars = line_chars
+        self._pending = ""
+
+    def feed(self, text: str, *, final: bool = False) -> list[str]:
+        """Add *text*; return the lines it completed. *final*: the stream ended."""
+        *lines, pending = (self._pending + text).split("\n")
+        if pending and (final or len(pending) > self._line_chars):
+            lines.append(pending)  # no newline coming (or none in sight): a line anyway
+            pending = ""
+        self._pending = pending
+        out = []
+        limit = self._line_chars
+        for line in lines:
+            line = line.removesuffix("\r")
+            if len(line) > limit:
+                line = f"{line[:limit]}... [{len(line) - limit} more characters]"
+            self._lines.append(line)
+            out.append(line)
+        return out
+
+    def text(self) -> str:
+        """The kept lines, each ending with a newline, then the unfinished line."""
+        return "".join(line + "\n" for line in self._lines) + self._pending
 
 
 def _seconds(value: float) -> str:
@@ -832,7 +865,7 @@ async def open_port(
                 with trio.CancelScope(shield=True):
                     inherited = current_shutdown()
                     await port._close(shutdown if inherited is None else inherited)
-                nursery.cancel_scope.cancel()
+                port._stderr_scope.cancel()
     except BaseExceptionGroup as group:
         # The background tasks never raise, so the group holds what the block
         # raised: give it back unwrapped, as if there were no nursery here.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from nursemaid import serve
 
@@ -30,9 +29,11 @@ def chatty(args: str) -> str:
     return args
 
 
-def slow(args: float) -> float:
-    time.sleep(args)  # a real worker busy for a while; the test bounds it with fail_after
-    return args
+def wait(args: str) -> str:
+    # Block until the test writes a line to the FIFO at *args*: a reply that comes
+    # exactly as late as the test decides, with no sleeping on either side.
+    with open(args) as fifo:
+        return fifo.readline().strip()
 
 
 def unencodable(args: object) -> object:
@@ -64,7 +65,7 @@ if __name__ == "__main__":
             "echo": echo,
             "fail": fail,
             "chatty": chatty,
-            "slow": slow,
+            "wait": wait,
             "unencodable": unencodable,
             "stderr": stderr,
             "crash": crash,

@@ -1,0 +1,523 @@
+"""Ports against real worker processes: requests, errors, ownership, cancellation, closing.
+
+Every test drives a real subprocess over real pipes. Nothing sleeps to wait for
+anything: a worker that must answer late blocks on a FIFO that the test writes to
+when it chooses, and cancellation happens once ``wait_all_tasks_blocked`` says the
+port's owner is parked waiting for the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nursemaid import (
+    BRUTAL_KILL,
+    ChildSpec,
+    LocalProtocolError,
+    PortClosed,
+    PortOwnershipError,
+    RemoteError,
+    RemoteProtocolError,
+    RequestTimeout,
+    StartError,
+    open_port,
+    open_supervisor,
+)
+from nursemaid.testing._leaks import child_pids, describe_fds, open_fds
+from nursemaid.workers._port import PortState
+
+WORKERS = Path(__file__).parent / "workers"
+CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
+BOUND = 20  # seconds: a generous fail_after for anything that waits on a real process
+
+
+def raw(mode: str, *extra: str) -> list[str]:
+    return [sys.executable, str(WORKERS / "raw_worker.py"), mode, *extra]
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A FIFO the calc worker's ``wait`` op blocks on, and our end to release it."""
+    path = tmp_path / "release"
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR)  # on Linux this never blocks, and keeps a writer present
+    yield str(path), fd
+    os.close(fd)
+
+
+async def cancel_when_blocked(scope: trio.CancelScope) -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    scope.cancel()
+
+
+# ---- requests ------------------------------------------------------------------------
+
+
+async def test_request_returns_the_handlers_result() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            assert await port.request("add", [1, 2]) == 3
+            assert await port.request("echo", {"nested": [1, "two", None]}) == {
+                "nested": [1, "two", None]
+            }
+            assert await port.request("echo") is None
+
+
+async def test_ping_is_answered_by_serve_itself() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            assert await port.request("ping") == "pong"
+
+
+async def test_shutdown_op_makes_the_worker_exit_cleanly() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            assert await port.request("shutdown") is None
+            assert await port.wait_exited() == 0
+            with pytest.raises(PortClosed) as info:
+                await port.request("ping")
+            assert info.value.returncode == 0
+        assert port.state is PortState.CLOSED
+
+
+async def test_handler_exception_is_a_remote_error_and_the_port_stays_usable() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("fail", "boom")
+            assert info.value.type == "ValueError"
+            assert info.value.message == "boom"
+            assert info.value.op == "fail"
+            assert "Traceback" in info.value.traceback
+            assert "raise ValueError(args)" in info.value.traceback
+            assert await port.request("add", [2, 2]) == 4
+
+
+async def test_unknown_op_is_a_remote_error_naming_the_ops_the_worker_has() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("nope")
+            assert info.value.type == "UnknownOp"
+            assert "'nope'" in info.value.message
+            assert "add" in info.value.message
+            assert "ping" in info.value.message
+            assert await port.request("ping") == "pong"
+
+
+async def test_unencodable_result_is_a_remote_error_and_serving_continues() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("unencodable")
+            assert info.value.type == "TypeError"
+            assert "JSON cannot encode" in info.value.message
+            assert await port.request("ping") == "pong"
+
+
+async def test_unencodable_args_raise_local_protocol_error_before_anything_is_sent() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(LocalProtocolError):
+                await port.request("echo", {1, 2})
+            assert await port.request("echo", [1, 2]) == [1, 2]
+
+
+async def test_request_over_max_frame_raises_before_a_byte_is_written() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC, max_frame=200) as port:
+            with pytest.raises(LocalProtocolError, match="max_frame=200"):
+                await port.request("echo", "x" * 500)
+            assert port.state is PortState.OPEN
+            assert await port.request("echo", "small") == "small"
+
+
+async def test_stray_prints_in_a_handler_go_to_stderr_not_into_the_frame_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="nursemaid.port")
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            assert await port.request("chatty", "hello") == "hello"
+            assert await port.request("add", [1, 1]) == 2
+        tail = port.stderr_tail()
+    for line in ("a stray print hello", "a stray write", "a stray os.write to fd 1"):
+        assert line in tail
+    logged = [r.getMessage() for r in caplog.records if r.name == "nursemaid.port.calc_worker"]
+    assert any("a stray print hello" in message for message in logged)
+
+
+# ---- timeouts and cancellation ----------------------------------------------------------
+
+
+async def test_request_timeout_leaves_the_port_usable_and_the_late_reply_is_discarded(
+    fifo: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    path, release = fifo
+    caplog.set_level(logging.DEBUG, logger="nursemaid.port")
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            # The worker cannot answer before we write to the FIFO, so this times
+            # out every time; the timeout is short only to keep the test quick.
+            with pytest.raises(RequestTimeout, match="'wait'"):
+                await port.request("wait", path, timeout=0.05)
+            assert port.state is PortState.OPEN
+            os.write(release, b"late\n")
+            # The worker now sends the late reply to "wait", then the reply to
+            # "echo": the port must drop the first and return the second.
+            assert await port.request("echo", "next") == "next"
+    assert any("discarded the late reply" in r.getMessage() for r in caplog.records)
+
+
+async def test_cancelled_request_abandons_its_id_and_the_next_request_gets_its_own_reply(
+    fifo: tuple[str, int],
+) -> None:
+    path, release = fifo
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_when_blocked, scope)
+                    await port.request("wait", path)
+            assert scope.cancelled_caught
+            assert port.state is PortState.OPEN
+            os.write(release, b"late\n")
+            assert await port.request("add", [20, 22]) == 42
+            assert await port.request("ping") == "pong"
+
+
+async def test_reply_with_an_id_nobody_asked_for_is_a_protocol_error_that_closes_the_port() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("wrong-id")) as port:
+            with pytest.raises(RemoteProtocolError, match="id 1001") as info:
+                await port.request("anything")
+            assert "no request with that id" in str(info.value)
+            assert port.state is PortState.CLOSED
+            with pytest.raises(PortClosed):
+                await port.request("anything")
+
+
+async def test_cancelled_receive_leaves_the_port_in_step() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("echo"), codec="raw") as port:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_when_blocked, scope)
+                    await port.receive()
+            assert scope.cancelled_caught
+            await port.send(b"after")
+            assert await port.receive() == b"after"
+
+
+async def test_cancel_in_the_middle_of_writing_a_frame_closes_the_port() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("no-read"), codec="raw", shutdown=0.05) as port:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_when_blocked, scope)
+                    await port.send(b"x" * 1_000_000)  # far more than a pipe holds
+            assert scope.cancelled_caught
+            assert port.state is PortState.CLOSED
+            assert "out of step" in port.close_reason
+            with pytest.raises(PortClosed, match="out of step"):
+                await port.send(b"more")
+
+
+# ---- framing: a raw program written without nursemaid ------------------------------
+
+
+@pytest.mark.parametrize("packet", [1, 2, 4])
+async def test_raw_framed_program_echoes_frames_with_every_packet_size(packet: int) -> None:
+    messages = [b"", b"a", b"\x00\xff" * 50, bytes(range(200))]
+    with trio.fail_after(BOUND):
+        async with open_port(
+            raw("echo", "--packet", str(packet)), codec="raw", packet=packet
+        ) as port:
+            for message in messages:
+                await port.send(message)
+            for message in messages:
+                assert await port.receive() == message
+
+
+async def test_message_too_big_for_packet_1_is_refused_and_the_port_stays_usable() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("echo", "--packet", "1"), codec="raw", packet=1) as port:
+            with pytest.raises(LocalProtocolError, match="packet=1"):
+                await port.send(b"x" * 256)
+            await port.send(b"x" * 255)
+            assert await port.receive() == b"x" * 255
+
+
+async def test_json_codec_sends_and_receives_values() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("echo")) as port:
+            await port.send({"hello": ["world", 1, 2.5, None, True]})
+            assert await port.receive() == {"hello": ["world", 1, 2.5, None, True]}
+
+
+async def test_oversized_incoming_header_is_a_protocol_error_and_closes_the_port() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("oversized"), codec="raw", max_frame=1024) as port:
+            await port.send(b"go")
+            with pytest.raises(RemoteProtocolError, match="max_frame=1024"):
+                await port.receive()
+            assert port.state is PortState.CLOSED
+            with pytest.raises(PortClosed):
+                await port.receive()
+
+
+async def test_text_on_stdout_is_reported_as_a_worker_that_wrote_to_stdout() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("garbage"), codec="raw") as port:
+            await port.send(b"go")
+            with pytest.raises(RemoteProtocolError, match="did the worker write to stdout"):
+                await port.receive()
+
+
+async def test_reply_that_is_not_json_is_a_protocol_error() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("not-json")) as port:
+            with pytest.raises(RemoteProtocolError):
+                await port.request("anything")
+            assert port.state is PortState.CLOSED
+
+
+async def test_truncated_frame_then_end_of_file_is_port_closed_with_status_and_stderr() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("truncated"), codec="raw") as port:
+            await port.send(b"go")
+            with pytest.raises(PortClosed, match="middle of a frame") as info:
+                await port.receive()
+    assert info.value.returncode == 3
+    assert "giving up half-way" in info.value.stderr_tail
+    assert str(info.value).rstrip().endswith("raw_worker: giving up half-way through a frame")
+
+
+# ---- crashes: exit status and stderr in every error ------------------------------------
+
+
+async def test_crash_during_a_request_is_port_closed_with_exit_status_and_stderr() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(PortClosed) as info:
+                await port.request("crash", 7)
+    error = info.value
+    assert error.returncode == 7
+    assert error.pid == port.pid
+    assert "about to crash" in error.stderr_tail
+    assert str(error).rstrip().endswith("about to crash")
+    assert "(returncode 7)" in str(error)
+
+
+async def test_worker_that_dies_at_start_up_is_not_a_black_box() -> None:
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('no config file\\n'); sys.exit(5)"]
+    with trio.fail_after(BOUND):
+        async with open_port(argv) as port:
+            with pytest.raises(PortClosed) as info:
+                await port.request("ping")
+    assert info.value.returncode == 5
+    assert "no config file" in str(info.value)
+
+
+async def test_program_that_cannot_be_started_raises_start_error() -> None:
+    with pytest.raises(StartError, match="could not start") as info:
+        async with open_port(["/nonexistent/worker-program"]):
+            pass  # pragma: no cover
+    assert isinstance(info.value.reason, FileNotFoundError)
+
+
+async def test_argv_given_as_a_string_is_refused_because_there_is_no_shell() -> None:
+    with pytest.raises(TypeError, match="never runs a shell"):
+        async with open_port("python worker.py"):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+
+
+async def test_exception_in_the_block_comes_out_unwrapped() -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with open_port(raw("echo")):
+            raise KeyError("mine")
+
+
+async def test_worker_stderr_is_logged_under_the_ports_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC, name="calc") as port:
+            await port.request("stderr", "first line\nsecond line\n")
+            await port.request("ping")
+    assert port.stderr_tail() == "first line\nsecond line\n"
+    records = [r for r in caplog.records if r.name == "nursemaid.port.calc"]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
+    assert "second line" in records[1].getMessage()
+    assert str(port.pid) in records[1].getMessage()
+
+
+# ---- ownership ---------------------------------------------------------------------------
+
+
+async def test_a_task_that_does_not_own_the_port_gets_ownership_error_at_once() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            opener = trio.lowlevel.current_task()
+
+            async def intruder() -> None:
+                me = trio.lowlevel.current_task()
+                with pytest.raises(PortOwnershipError, match="only the owner") as info:
+                    await port.request("ping")
+                assert info.value.owner is opener
+                assert info.value.caller is me
+                with pytest.raises(PortOwnershipError):
+                    await port.send("x")
+                with pytest.raises(PortOwnershipError):
+                    await port.receive()
+                with pytest.raises(PortOwnershipError):
+                    port.connect(me)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(intruder)
+            assert port.owner is opener
+            assert await port.request("ping") == "pong"
+
+
+async def test_connect_hands_the_port_to_another_task_and_back() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            opener = trio.lowlevel.current_task()
+            handed_over = trio.Event()
+            results = []
+
+            async def borrower(*, task_status: trio.TaskStatus[trio.lowlevel.Task]) -> None:
+                task_status.started(trio.lowlevel.current_task())
+                await handed_over.wait()
+                results.append(await port.request("add", [2, 3]))
+                port.connect(opener)
+
+            async with trio.open_nursery() as nursery:
+                task = await nursery.start(borrower)
+                port.connect(task)
+                assert port.owner is task
+                with pytest.raises(PortOwnershipError):
+                    await port.request("ping")
+                handed_over.set()
+            assert results == [5]
+            assert port.owner is opener
+            assert await port.request("ping") == "pong"
+
+
+async def test_connect_needs_a_task() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("echo")) as port:
+            with pytest.raises(TypeError, match="trio.lowlevel.Task"):
+                port.connect("somebody")  # type: ignore[arg-type]
+
+
+# ---- closing -----------------------------------------------------------------------------
+
+
+async def test_leaving_the_block_reaps_the_worker_and_closes_every_descriptor() -> None:
+    fds, children = open_fds(), child_pids()
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            assert port.pid in child_pids()
+            await port.request("ping")
+    assert port.returncode == 0
+    assert child_pids() == children
+    assert open_fds() == fds, describe_fds(open_fds() - fds)
+
+
+async def test_closing_completes_even_when_the_enclosing_scope_is_cancelled() -> None:
+    fds, children = open_fds(), child_pids()
+    with trio.fail_after(BOUND):
+        with trio.CancelScope() as scope:
+            async with open_port(raw("lingering"), shutdown=0.05) as port:
+                scope.cancel()
+                await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert port.returncode == -signal.SIGTERM
+    assert child_pids() == children
+    assert open_fds() == fds, describe_fds(open_fds() - fds)
+
+
+async def test_worker_ignoring_stdin_close_gets_sigterm_after_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("lingering"), codec="raw", shutdown=0.05) as port:
+            await port.send(b"up?")
+            assert await port.receive() == b"up?"
+    assert port.returncode == -signal.SIGTERM
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"worker pid {port.pid} ignored stdin close for 0.05 s; sending SIGTERM"]
+
+
+@pytest.mark.slow
+async def test_worker_ignoring_sigterm_gets_sigkill_after_two_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("stubborn"), codec="raw", shutdown=0.1) as port:
+            await port.send(b"up?")  # the reply proves SIGTERM is already ignored
+            assert await port.receive() == b"up?"
+    assert port.returncode == -signal.SIGKILL
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"worker pid {port.pid} ignored stdin close for 0.1 s; sending SIGTERM",
+        f"worker pid {port.pid} ignored SIGTERM for 0.1 s; sending SIGKILL",
+    ]
+
+
+async def test_inside_a_brutal_kill_child_the_worker_is_killed_at_once_without_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ports = []
+
+    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # shutdown=60 would make a test time out: the child's BRUTAL_KILL must win.
+        async with open_port(raw("stubborn"), codec="raw", shutdown=60) as port:
+            ports.append(port)
+            await port.send(b"up?")
+            await port.receive()
+            task_status.started()
+            await trio.sleep_forever()
+
+    with trio.fail_after(BOUND):
+        async with open_supervisor([ChildSpec("worker", child, shutdown=BRUTAL_KILL)]):
+            pass
+    assert ports[0].returncode == -signal.SIGKILL
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_port_used_after_its_block_raises_port_closed() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            pass
+    with pytest.raises(PortClosed, match="block has ended"):
+        await port.request("ping")
+
+
+@pytest.mark.slow
+async def test_200_ports_opened_and_closed_leave_no_process_or_descriptor() -> None:
+    fds, children = open_fds(), child_pids()
+
+    async def open_and_close(count: int) -> None:
+        for _ in range(count):
+            async with open_port(raw("echo"), codec="raw") as port:
+                await port.send(b"hi")
+                assert await port.receive() == b"hi"
+            assert port.returncode == 0
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(open_and_close, 20)
+    assert child_pids() == children
+    assert open_fds() == fds, describe_fds(open_fds() - fds)
