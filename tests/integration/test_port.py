@@ -416,7 +416,7 @@ async def test_connect_hands_the_port_to_another_task_and_back() -> None:
 async def test_connect_needs_a_task() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("echo")) as port:
-            with pytest.raises(TypeError, match="trio.lowlevel.Task"):
+            with pytest.raises(TypeError, match=r"trio\.lowlevel\.Task"):
                 port.connect("somebody")  # type: ignore[arg-type]
 
 

@@ -28,7 +28,7 @@ def read_exactly(n: int) -> bytes | None:
     while len(buf) < n:
         chunk = os.read(0, n - len(buf))
         if not chunk:
-            return None if not buf else buf
+            return buf or None
         buf += chunk
     return buf
 
