@@ -24,6 +24,22 @@ if TYPE_CHECKING:
     from nursemaid.testing._driver import Rule as Rule
     from nursemaid.testing._driver import TrioStateMachine as TrioStateMachine
     from nursemaid.testing._driver import autojump_clock as autojump_clock
+    from nursemaid.testing._pool_machine import FAULT_WORKER as FAULT_WORKER
+    from nursemaid.testing._pool_machine import Handshake as Handshake
+    from nursemaid.testing._pool_machine import PoolClient as PoolClient
+    from nursemaid.testing._pool_machine import PoolTarget as PoolTarget
+    from nursemaid.testing._pool_machine import PoolWorld as PoolWorld
+    from nursemaid.testing._pool_machine import PortTarget as PortTarget
+    from nursemaid.testing._pool_machine import ScriptedTarget as ScriptedTarget
+    from nursemaid.testing._pool_machine import ScriptedWorkers as ScriptedWorkers
+    from nursemaid.testing._pool_machine import pool_state_machine as pool_state_machine
+    from nursemaid.testing._strategies import FAULT_KINDS as FAULT_KINDS
+    from nursemaid.testing._strategies import ClientVisit as ClientVisit
+    from nursemaid.testing._strategies import FaultPlan as FaultPlan
+    from nursemaid.testing._strategies import LeaseEnd as LeaseEnd
+    from nursemaid.testing._strategies import client_schedules as client_schedules
+    from nursemaid.testing._strategies import fault_plans as fault_plans
+    from nursemaid.testing._strategies import run_client_schedule as run_client_schedule
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
@@ -36,6 +52,26 @@ __getattr__, __dir__, __all__ = attach(
             "Rule",
             "TrioStateMachine",
             "autojump_clock",
+        ),
+        "nursemaid.testing._pool_machine": (
+            "FAULT_WORKER",
+            "Handshake",
+            "PoolClient",
+            "PoolTarget",
+            "PoolWorld",
+            "PortTarget",
+            "ScriptedTarget",
+            "ScriptedWorkers",
+            "pool_state_machine",
+        ),
+        "nursemaid.testing._strategies": (
+            "FAULT_KINDS",
+            "ClientVisit",
+            "FaultPlan",
+            "LeaseEnd",
+            "client_schedules",
+            "fault_plans",
+            "run_client_schedule",
         ),
     },
 )

@@ -1,0 +1,706 @@
+"""The pool state machine: checkout and init races, hunted, for any pool configuration.
+
+``pool_state_machine(target, size=..., lazy=..., **pool_options)`` returns a
+:class:`~nursemaid.testing.TrioStateMachine` whose every example opens a real
+:func:`~nursemaid.open_pool` and drives it with clients and faults. The *target* says
+what the workers are: :class:`ScriptedTarget` (in-process workers with scripted
+handshakes, on the virtual clock: hundreds of examples a second) or
+:class:`PortTarget` (real worker processes, by default the fault worker, on the real
+clock: a few examples). Add your own rules and invariants to what it returns.
+
+Rules (what clients and workers do):
+    ``arrive`` (a client checks out, maybe with a session, and holds the lease),
+    ``execute`` (``pool.execute`` in the background), ``checkin``,
+    ``checkin_with_error``, ``start_request`` (a holder sends a request, which may
+    take long), ``cancel_waiter``, ``cancel_lease`` (mid-request when one is in
+    flight), ``crash_worker``, ``script_handshakes`` (scripted target: the next
+    handshakes succeed, fail or hang), ``advance_clock``.
+
+Invariants (after every step, on the settled system):
+    * no worker is leased twice, and a held worker is LEASED;
+    * leased + idle + starting <= size;
+    * no idle worker while a client without a session waits;
+    * clients without a session are served in arrival order;
+    * every reply reaches the request that asked for it;
+    * every state change follows the lifecycle table, in one chain per worker.
+And at the end: every client was served, timed out, or was cancelled (none is left
+waiting), and closing the pool leaves no worker alive.
+
+This module began as helper L's ``tests/property/test_pool_machine.py``; it lives
+here so the project's own tests and users' tests run one implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+import attrs
+import trio
+from hypothesis import strategies as st
+
+from nursemaid._errors import (
+    CheckoutTimeout,
+    PoolClosed,
+    PortClosed,
+    RemoteError,
+    RequestTimeout,
+)
+from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
+from nursemaid.testing._leaks import child_pids
+from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
+from nursemaid.workers._pool import Pool, open_pool
+from nursemaid.workers._pool_core import SessionMoved
+
+__all__ = [
+    "FAULT_WORKER",
+    "Handshake",
+    "PoolClient",
+    "PoolTarget",
+    "PoolWorld",
+    "PortTarget",
+    "ScriptedTarget",
+    "ScriptedWorkers",
+    "pool_state_machine",
+]
+
+#: The argv of the fault worker (``python -m nursemaid.testing.fault_worker``).
+FAULT_WORKER: tuple[str, ...] = (sys.executable, "-m", "nursemaid.testing.fault_worker")
+
+
+# ---------------------------------------------------------------------------
+# Scripted in-process workers (a WorkerFactory)
+# ---------------------------------------------------------------------------
+
+
+class Handshake(enum.Enum):
+    """How a scripted worker answers its handshake ping."""
+
+    OK = "ok"
+    FAIL = "fail"
+    HANG = "hang"
+
+
+class _ScriptedWorker:
+    """A worker whose handshake follows the factory's script and that can crash."""
+
+    def __init__(self, worker_id: int, factory: ScriptedWorkers) -> None:
+        self.worker_id = worker_id
+        self.factory = factory
+        self.returncode: int | None = None
+        self.dead = trio.Event()
+        self.in_flight: set[trio.CancelScope] = set()
+
+    async def request(self, op: str, args: Any = None, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        if self.returncode is not None:
+            raise PortClosed(f"scripted worker {self.worker_id} is dead", returncode=1)
+        with trio.CancelScope() as life:
+            self.in_flight.add(life)
+            try:
+                with trio.fail_after(math.inf if timeout is None else timeout):
+                    return await self._answer(op, args)
+            except trio.TooSlowError:
+                raise RequestTimeout(f"no reply to {op!r} within {timeout} s") from None
+            finally:
+                self.in_flight.discard(life)
+        raise PortClosed(f"scripted worker {self.worker_id} died mid-request", returncode=1)
+
+    async def _answer(self, op: str, args: Any) -> Any:
+        if op == ScriptedWorkers.ping_op:
+            plan = self.factory.handshakes.pop(0) if self.factory.handshakes else Handshake.OK
+            if plan is Handshake.HANG:
+                await trio.sleep_forever()
+            await trio.sleep(0.01)
+            if plan is Handshake.FAIL:
+                raise PortClosed(f"scripted worker {self.worker_id} refused its handshake")
+            return "pong"
+        if op == "work":
+            await trio.sleep(args["seconds"])
+            if args.get("fail"):
+                raise RemoteError("ValueError", "asked to fail", op=op)
+            return {"worker": self.worker_id, "token": args["token"]}
+        raise RemoteError("UnknownOp", op, op=op)
+
+    async def wait_exited(self) -> int:
+        await self.dead.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def stderr_tail(self) -> str:
+        return f"scripted worker {self.worker_id} last words\n" if self.returncode else ""
+
+    def crash(self) -> None:
+        if self.returncode is None:
+            self.returncode = 1
+            for scope in self.in_flight:
+                scope.cancel()
+            self.dead.set()
+
+
+class ScriptedWorkers:
+    """A worker factory of in-process workers with scripted handshakes.
+
+    Each worker answers ``ping`` (its handshake, following :attr:`handshakes`:
+    :class:`Handshake` values consumed one per handshake, ``OK`` once empty) and
+    ``work`` (``{"seconds": s, "token": t}`` → after ``s`` seconds,
+    ``{"worker": id, "token": t}``; with ``"fail": true``, a :class:`RemoteError`).
+    Spawning and closing each take 0.01 s of the clock, so they can be raced.
+
+    Attributes:
+        workers: every worker made, by id (crash one with ``workers[id].crash()``).
+        handshakes: the script for coming handshakes.
+    """
+
+    ping_op = "ping"
+
+    def __init__(self) -> None:
+        self.workers: dict[int, _ScriptedWorker] = {}
+        self.handshakes: list[Handshake] = []
+
+    def open_worker(self, worker_id: int) -> AbstractAsyncContextManager[_ScriptedWorker]:
+        return self._open(worker_id)
+
+    @asynccontextmanager
+    async def _open(self, worker_id: int) -> AsyncIterator[_ScriptedWorker]:
+        await trio.sleep(0.01)  # spawning takes time (and may be cancelled)
+        worker = _ScriptedWorker(worker_id, self)
+        self.workers[worker_id] = worker
+        try:
+            yield worker
+        finally:
+            worker.crash()  # closing: whatever was in flight fails
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.01)  # a close sequence takes time, off the client's path
+
+
+# ---------------------------------------------------------------------------
+# Targets: what the workers are
+# ---------------------------------------------------------------------------
+
+
+class PoolTarget(Protocol):
+    """What :func:`pool_state_machine` needs to know about the workers it pools.
+
+    One target object is made per example (by the ``target`` factory), so it may
+    keep per-run state.
+    """
+
+    #: True for real processes: the machine then uses the real clock, fewer steps
+    #: and short waits.
+    ports: bool
+    #: Whether :meth:`script` works (adds the ``script_handshakes`` rule).
+    scripts_handshakes: bool
+
+    @property
+    def worker(self) -> Any:
+        """What to pass to :func:`~nursemaid.open_pool`: an argv or a worker factory."""
+
+    def alive(self, pool: Pool) -> list[int]:
+        """Ids of workers that can be crashed now."""
+
+    def is_alive(self, worker_id: int) -> bool:
+        """Whether this worker has not been crashed."""
+
+    def crash(self, pool: Pool, worker_id: int) -> None:
+        """Make this worker die now."""
+
+    def script(self, plan: list[Handshake]) -> None:
+        """Script the next handshakes (only called when :attr:`scripts_handshakes`)."""
+
+    def forget_script(self) -> None:
+        """Let every later handshake succeed."""
+
+    async def request(self, lease: Any, seconds: float, token: str) -> object:
+        """Send a request that takes about *seconds* and carries *token*; return the reply."""
+
+    def expected(self, worker_id: int | None, token: str) -> object:
+        """The reply :meth:`request` must get (anything else is a misrouted reply)."""
+
+    async def execute(self, pool: Pool, seconds: float, token: str, within: float | None) -> Any:
+        """Run ``pool.execute(..., timeout=within)`` with a request carrying *token*;
+        return the token it got back."""
+
+    def all_gone(self, children: frozenset[int]) -> bool:
+        """Whether every worker is gone after the pool closed (*children*: before it opened)."""
+
+
+class ScriptedTarget:
+    """In-process :class:`ScriptedWorkers` on the virtual clock: the fast target."""
+
+    ports = False
+    scripts_handshakes = True
+
+    def __init__(self) -> None:
+        self.factory = ScriptedWorkers()
+
+    @property
+    def worker(self) -> Any:
+        return self.factory
+
+    def alive(self, pool: Pool) -> list[int]:
+        return sorted(w.worker_id for w in self.factory.workers.values() if w.returncode is None)
+
+    def is_alive(self, worker_id: int) -> bool:
+        worker = self.factory.workers.get(worker_id)
+        return worker is not None and worker.returncode is None
+
+    def crash(self, pool: Pool, worker_id: int) -> None:
+        self.factory.workers[worker_id].crash()
+
+    def script(self, plan: list[Handshake]) -> None:
+        self.factory.handshakes.extend(plan)
+
+    def forget_script(self) -> None:
+        self.factory.handshakes.clear()
+
+    async def request(self, lease: Any, seconds: float, token: str) -> object:
+        return await lease.request("work", {"seconds": seconds, "token": token})
+
+    def expected(self, worker_id: int | None, token: str) -> object:
+        return {"worker": worker_id, "token": token}
+
+    async def execute(self, pool: Pool, seconds: float, token: str, within: float | None) -> Any:
+        reply = await pool.execute("work", {"seconds": seconds, "token": token}, timeout=within)
+        return reply["token"]
+
+    def all_gone(self, children: frozenset[int]) -> bool:
+        return not any(w.returncode is None for w in self.factory.workers.values())
+
+
+class PortTarget:
+    """Real worker processes, crashed with SIGKILL: your worker program, or the fault worker.
+
+    Args:
+        argv: the worker program (default :data:`FAULT_WORKER`). It must answer
+            *echo_op* with its argument, unchanged.
+        echo_op: the op that echoes (default ``"echo"``).
+        sleep_op: an op taking seconds that answers after that long (default
+            ``"sleep"``), or ``None`` if the program has none (requests are then
+            only as long as the echo).
+    """
+
+    ports = True
+    scripts_handshakes = False
+
+    def __init__(
+        self,
+        argv: Sequence[str] = FAULT_WORKER,
+        *,
+        echo_op: str = "echo",
+        sleep_op: str | None = "sleep",
+    ) -> None:
+        self.argv = list(argv)
+        self.echo_op = echo_op
+        self.sleep_op = sleep_op
+        self.killed: set[int] = set()
+
+    @property
+    def worker(self) -> Any:
+        return self.argv
+
+    def _pids(self, pool: Pool) -> dict[int, int]:
+        return {
+            w.id: w.pid
+            for w in pool.statistics().workers
+            if w.pid is not None and w.state in (WorkerState.IDLE, WorkerState.LEASED)
+        }
+
+    def alive(self, pool: Pool) -> list[int]:
+        return sorted(i for i in self._pids(pool) if i not in self.killed)
+
+    def is_alive(self, worker_id: int) -> bool:
+        return worker_id not in self.killed
+
+    def crash(self, pool: Pool, worker_id: int) -> None:
+        self.killed.add(worker_id)
+        os.kill(self._pids(pool)[worker_id], signal.SIGKILL)
+
+    def script(self, plan: list[Handshake]) -> None:
+        raise NotImplementedError("handshake scripts are for ScriptedTarget")
+
+    def forget_script(self) -> None:
+        pass
+
+    async def request(self, lease: Any, seconds: float, token: str) -> object:
+        if self.sleep_op is not None:
+            await lease.request(self.sleep_op, seconds)
+        return await lease.request(self.echo_op, {"token": token})
+
+    def expected(self, worker_id: int | None, token: str) -> object:
+        return {"token": token}
+
+    async def execute(self, pool: Pool, seconds: float, token: str, within: float | None) -> Any:
+        reply = await pool.execute(self.echo_op, {"token": token}, timeout=within)
+        return reply["token"]
+
+    def all_gone(self, children: frozenset[int]) -> bool:
+        return child_pids() == children
+
+
+# ---------------------------------------------------------------------------
+# Clients and the world
+# ---------------------------------------------------------------------------
+
+
+class _Status(enum.Enum):
+    WAITING = "waiting"
+    HOLDING = "holding"
+    DONE = "done"
+
+
+@attrs.define(eq=False)
+class PoolClient:
+    """One client of the machine: it checks out, holds the lease, obeys commands."""
+
+    number: int
+    timeout: float
+    session: Hashable | None = None
+    status: _Status = _Status.WAITING
+    outcome: str = ""
+    worker: int | None = None
+    served_at: int | None = None  # index of its CHECKOUT transition in the log
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    commands: Any = None  # trio memory channel (send side) to the holding client
+    requesting: bool = False
+
+    def __repr__(self) -> str:
+        return f"client{self.number}"
+
+
+@attrs.define(eq=False)
+class PoolWorld:
+    """The state the pool machine's rules act on (add your own rules against it).
+
+    Attributes:
+        pool: the pool under test.
+        target: this run's :class:`PoolTarget`.
+        size: the pool's size.
+        harness: the driver's :class:`~nursemaid.testing.Harness`.
+        clients: every client so far, in arrival order.
+        log: every transition and session move the pool published, in order.
+        violations: broken rules noticed by subscribers and clients (an invariant
+            asserts it stays empty: append to it from your own rules).
+    """
+
+    pool: Pool
+    target: PoolTarget
+    size: int
+    harness: Harness
+    clients: list[PoolClient] = attrs.field(factory=list)
+    log: list[Transition | SessionMoved] = attrs.field(factory=list)
+    violations: list[str] = attrs.field(factory=list)
+    last_state: dict[int, WorkerState] = attrs.field(factory=dict)
+    executions: list[str] = attrs.field(factory=list)
+    executions_finished: trio.Event = attrs.field(factory=lambda: _set(trio.Event()))
+
+    def holding(self) -> list[PoolClient]:
+        return [c for c in self.clients if c.status is _Status.HOLDING]
+
+    def idle_holders(self) -> list[PoolClient]:
+        return [c for c in self.holding() if not c.requesting]
+
+    def waiting(self) -> list[PoolClient]:
+        return [c for c in self.clients if c.status is _Status.WAITING]
+
+    def alive_workers(self) -> list[int]:
+        return self.target.alive(self.pool)
+
+    def record(self, event: Transition | SessionMoved) -> None:
+        self.log.append(event)
+        if isinstance(event, Transition):
+            expected = TRANSITIONS[event.from_state].get(event.event)
+            if expected is not event.to_state:
+                self.violations.append(f"{event!r} is not in the table")
+            before = self.last_state.get(event.worker_id, WorkerState.STARTING)
+            if before is not event.from_state:
+                self.violations.append(
+                    f"worker {event.worker_id} went {event.from_state.name}->"
+                    f"{event.to_state.name} but was {before.name}"
+                )
+            self.last_state[event.worker_id] = event.to_state
+
+
+def _set(event: trio.Event) -> trio.Event:
+    event.set()
+    return event
+
+
+async def _client_task(world: PoolWorld, client: PoolClient) -> None:
+    pool = world.pool
+    send, receive = trio.open_memory_channel[tuple[str, Any]](1)
+    client.commands = send
+    with client.scope:
+        try:
+            async with pool.checkout(session=client.session, timeout=client.timeout) as lease:
+                client.worker = lease.worker_id
+                client.served_at = _last_checkout(world, lease.worker_id)
+                client.status = _Status.HOLDING
+                async for command, argument in receive:
+                    if command == "checkin":
+                        break
+                    if command == "error":
+                        raise ValueError("client error inside the lease")
+                    if command == "request":
+                        client.requesting = True
+                        token = f"{client.number}:{argument}"
+                        try:
+                            reply = await world.target.request(lease, argument, token)
+                        finally:
+                            client.requesting = False
+                        if reply != world.target.expected(lease.worker_id, token):
+                            world.violations.append(
+                                f"{client!r} (worker {lease.worker_id}) got {reply!r}"
+                            )
+            client.outcome = "checked in"
+        except CheckoutTimeout:
+            client.outcome = "timed out"
+        except PoolClosed:
+            client.outcome = "pool closed"
+        except ValueError:
+            client.outcome = "error"
+        except PortClosed:
+            client.outcome = "worker died"
+    if client.scope.cancelled_caught:
+        client.outcome = "cancelled"
+    client.status = _Status.DONE
+
+
+def _last_checkout(world: PoolWorld, worker_id: int) -> int:
+    for index in range(len(world.log) - 1, -1, -1):
+        event = world.log[index]
+        if (
+            isinstance(event, Transition)
+            and event.worker_id == worker_id
+            and event.to_state is WorkerState.LEASED
+        ):
+            return index
+    raise AssertionError(f"worker {worker_id} was leased without a CHECKOUT transition")
+
+
+# ---------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------
+
+
+def pool_state_machine(
+    target: Callable[[], PoolTarget] = ScriptedTarget,
+    *,
+    size: int = 2,
+    lazy: bool = False,
+    name: str | None = None,
+    max_steps: int | None = None,
+    **pool_options: Any,
+) -> TrioStateMachine[PoolWorld]:
+    """Build the pool state machine for one pool configuration.
+
+    Example::
+
+        from nursemaid.testing import PortTarget, pool_state_machine
+
+        machine = pool_state_machine(lambda: PortTarget([sys.executable, "my_worker.py"]),
+                                     size=2, lazy=True, init_timeout=10.0)
+        test_my_pool = pytest.mark.slow(machine.test(settings(max_examples=5)))
+
+    Args:
+        target: a factory (called once per example) of the :class:`PoolTarget`:
+            :class:`ScriptedTarget` (the default: in-process workers, virtual
+            clock) or e.g. ``lambda: PortTarget(argv)`` (real processes, real clock).
+        size: the pool's ``size`` (default 2).
+        lazy: the pool's ``lazy`` (default False).
+        name: the machine's name (default e.g. ``"lazy pool of 2"``).
+        max_steps: steps per example (default 40 in-process, 12 for processes).
+        **pool_options: more :func:`~nursemaid.open_pool` options; they override the
+            machine's defaults (``init_timeout`` 1.0 in-process or 5.0 for
+            processes, ``checkout_timeout=5.0``, ``health_interval=30.0``,
+            ``intensity=10_000`` so that races, not giving up, are hunted,
+            ``period=1.0``, ``close_grace=2.0``).
+
+    Returns:
+        A :class:`~nursemaid.testing.TrioStateMachine` over :class:`PoolWorld`.
+    """
+    probe = target()
+    ports, scripts_handshakes = probe.ports, probe.scripts_handshakes
+    options: dict[str, Any] = {
+        "init_timeout": 5.0 if ports else 1.0,
+        "checkout_timeout": 5.0,
+        "health_interval": 30.0,
+        "intensity": 10_000,
+        "period": 1.0,
+        "close_grace": 2.0,
+    }
+    options.update(pool_options)
+
+    @asynccontextmanager
+    async def setup(harness: Harness) -> AsyncIterator[PoolWorld]:
+        backend: PoolTarget = target()
+        children = child_pids() if ports else frozenset[int]()
+        log: list[Transition | SessionMoved] = []
+        async with open_pool(
+            backend.worker, size=size, lazy=lazy, subscribers=[log.append], **options
+        ) as pool:
+            world = PoolWorld(pool, backend, size, harness)
+            for event in log:
+                world.record(event)
+            pool.subscribe(world.record)
+            yield world
+        assert backend.all_gone(children), "closing the pool left workers alive"
+
+    kind = "lazy" if lazy else "eager"
+    machine: TrioStateMachine[PoolWorld] = TrioStateMachine(
+        setup,
+        name=name or f"{kind} pool of {size}" + (" processes" if ports else ""),
+        max_steps=max_steps if max_steps is not None else (12 if ports else 40),
+        clock=None if ports else autojump_clock,
+    )
+    # Real processes run on the real clock: keep the waits short.
+    short, long = (0.01, 0.2) if ports else (0.1, 2.0)
+    forever = 3.0 if ports else 50.0
+    poll = 0.05 if ports else 1.0  # the teardown's pace while it waits for clients
+
+    @machine.rule(
+        checkout_timeout=st.sampled_from([0.5, 3.0, math.inf]),
+        session=st.sampled_from([None, None, "s1", "s2"]),
+    )
+    async def arrive(world: PoolWorld, checkout_timeout: float, session: Hashable | None) -> None:
+        client = PoolClient(len(world.clients), checkout_timeout, session)
+        world.clients.append(client)
+        world.harness.start_soon(_client_task, world, client)
+
+    @machine.rule(
+        seconds=st.sampled_from([short, long, forever]),
+        within=st.sampled_from([None, long / 2, 30.0]),
+    )
+    async def execute(world: PoolWorld, seconds: float, within: float | None) -> None:
+        number = len(world.executions)
+        world.executions.append("")
+        if world.executions_finished.is_set():
+            world.executions_finished = trio.Event()
+
+        async def call() -> None:
+            token = f"x{number}"
+            try:
+                got = await world.target.execute(world.pool, seconds, token, within)
+            except (CheckoutTimeout, PoolClosed, PortClosed, TimeoutError) as exc:
+                world.executions[number] = type(exc).__name__
+            else:
+                if got != token:
+                    world.violations.append(f"execute {number} got {got!r}")
+                world.executions[number] = "done"
+            if all(world.executions):
+                world.executions_finished.set()
+
+        world.harness.start_soon(call)
+
+    def holder(world: PoolWorld) -> st.SearchStrategy[PoolClient]:
+        return st.sampled_from(world.idle_holders())
+
+    @machine.rule(precondition=lambda w: bool(w.idle_holders()), client=holder)
+    async def checkin(world: PoolWorld, client: PoolClient) -> None:
+        client.commands.send_nowait(("checkin", None))
+
+    @machine.rule(precondition=lambda w: bool(w.idle_holders()), client=holder)
+    async def checkin_with_error(world: PoolWorld, client: PoolClient) -> None:
+        client.commands.send_nowait(("error", None))
+
+    @machine.rule(
+        precondition=lambda w: bool(w.idle_holders()),
+        client=holder,
+        seconds=st.sampled_from([short, long, forever]),
+    )
+    async def start_request(world: PoolWorld, client: PoolClient, seconds: float) -> None:
+        client.commands.send_nowait(("request", seconds))
+
+    @machine.rule(
+        precondition=lambda w: bool(w.waiting()),
+        client=lambda w: st.sampled_from(w.waiting()),
+    )
+    async def cancel_waiter(world: PoolWorld, client: PoolClient) -> None:
+        client.scope.cancel()
+
+    @machine.rule(
+        precondition=lambda w: bool(w.holding()),
+        client=lambda w: st.sampled_from(w.holding()),
+    )
+    async def cancel_lease(world: PoolWorld, client: PoolClient) -> None:
+        client.scope.cancel()  # mid-request when it is requesting
+
+    @machine.rule(
+        precondition=lambda w: bool(w.alive_workers()),
+        worker=lambda w: st.sampled_from(w.alive_workers()),
+    )
+    async def crash_worker(world: PoolWorld, worker: int) -> None:
+        world.target.crash(world.pool, worker)
+
+    if scripts_handshakes:
+
+        @machine.rule(plan=st.lists(st.sampled_from(Handshake), min_size=1, max_size=3))
+        async def script_handshakes(world: PoolWorld, plan: list[Handshake]) -> None:
+            world.target.script(plan)
+
+    pauses = [0.001, 0.05, 0.3] if ports else [0.005, 0.3, 1.5, 6.0, 40.0]
+
+    @machine.rule(seconds=st.sampled_from(pauses))
+    async def advance_clock(world: PoolWorld, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    @machine.invariant
+    def no_worker_leased_twice(world: PoolWorld) -> None:
+        held = [c.worker for c in world.holding()]
+        assert len(held) == len(set(held)), f"a worker is held twice: {held}"
+
+    @machine.invariant
+    def held_workers_are_leased(world: PoolWorld) -> None:
+        states = {w.id: w.state for w in world.pool.statistics().workers}
+        for client in world.holding():
+            if client.worker is not None and world.target.is_alive(client.worker):
+                assert states.get(client.worker) is WorkerState.LEASED, (client, states)
+
+    @machine.invariant
+    def never_more_than_size(world: PoolWorld) -> None:
+        stats = world.pool.statistics()
+        assert stats.leased + stats.idle + stats.starting <= world.size, stats
+
+    @machine.invariant
+    def no_idle_worker_while_a_client_waits_for_any(world: PoolWorld) -> None:
+        stats = world.pool.statistics()
+        if stats.idle:
+            free = [c for c in world.waiting() if c.session is None]
+            assert not free, f"{free} wait while {stats.idle} worker(s) idle"
+
+    @machine.invariant
+    def served_in_arrival_order(world: PoolWorld) -> None:
+        served = [c for c in world.clients if c.served_at is not None and c.session is None]
+        order = [c.number for c in sorted(served, key=lambda c: c.served_at or 0)]
+        assert order == sorted(order), f"served out of arrival order: {order}"
+
+    @machine.invariant
+    def replies_reach_their_requests_and_transitions_follow_the_table(world: PoolWorld) -> None:
+        assert not world.violations, world.violations
+
+    @machine.teardown
+    async def every_client_is_served_or_gives_up(world: PoolWorld) -> None:
+        world.target.forget_script()
+        for client in world.holding():
+            if client.requesting:
+                client.scope.cancel()
+            else:
+                client.commands.send_nowait(("checkin", None))
+        with trio.fail_after(1_000):
+            while world.waiting() or world.holding():
+                for client in world.holding():
+                    if not client.requesting:
+                        with contextlib.suppress(trio.WouldBlock):
+                            client.commands.send_nowait(("checkin", None))
+                await trio.sleep(poll)
+        with trio.fail_after(1_000):
+            await world.executions_finished.wait()
+        assert all(c.outcome for c in world.clients)
+
+    return machine
