@@ -36,6 +36,10 @@ def wait(args: str) -> str:
         return fifo.readline().strip()
 
 
+def repeat(args: int) -> str:
+    return "x" * args
+
+
 def unencodable(args: object) -> object:
     return {1, 2, 3}
 
@@ -56,9 +60,9 @@ def pid(args: object) -> int:
 
 
 if __name__ == "__main__":
-    if "--stderr-at-start" in sys.argv:
-        sys.stderr.write("starting up\n")
-        sys.stderr.flush()
+    options = {}
+    if "--max-frame" in sys.argv:
+        options["max_frame"] = int(sys.argv[sys.argv.index("--max-frame") + 1])
     serve(
         {
             "add": add,
@@ -66,9 +70,11 @@ if __name__ == "__main__":
             "fail": fail,
             "chatty": chatty,
             "wait": wait,
+            "repeat": repeat,
             "unencodable": unencodable,
             "stderr": stderr,
             "crash": crash,
             "pid": pid,
-        }
+        },
+        **options,
     )

@@ -1,0 +1,165 @@
+"""``serve``, the far side, against what a port (or a broken peer) sends it.
+
+Each behaviour here is a row of the table in ``nursemaid.workers._serve``'s module
+documentation, which ``docs/protocol.md`` repeats for workers in other languages.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from nursemaid import PortClosed, RemoteError, open_port, serve
+
+WORKERS = Path(__file__).parent / "workers"
+CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
+BOUND = 20
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+async def run_calc(stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(BOUND):
+        return await trio.run_process(
+            CALC, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
+        )
+
+
+async def test_serve_exits_cleanly_at_end_of_file() -> None:
+    result = await run_calc(b"")
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+async def test_serve_answers_frames_already_written_before_end_of_file() -> None:
+    result = await run_calc(
+        frame(b'{"id":1,"op":"add","args":[2,3]}') + frame(b'{"id":2,"op":"ping"}')
+    )
+    assert result.returncode == 0
+    assert result.stdout == frame(b'{"id":1,"result":5}') + frame(b'{"id":2,"result":"pong"}')
+
+
+async def test_end_of_file_in_the_middle_of_a_frame_exits_2_with_a_message() -> None:
+    result = await run_calc(frame(b'{"id":1,"op":"ping"}')[:10])
+    assert result.returncode == 2
+    assert b"middle of a frame" in result.stderr
+
+
+async def test_header_over_max_frame_exits_2_with_a_message() -> None:
+    result = await run_calc(b"\xff\xff\xff\xff")
+    assert result.returncode == 2
+    assert b"max_frame" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("payload", "complaint"),
+    [
+        (b"not json", b"not a JSON request"),
+        (b"\xff\xfe", b"not a JSON request"),
+        (b"[1, 2]", b"not a JSON object"),
+        (b'{"op": "ping"}', b"no usable 'id'"),
+        (b'{"id": "7", "op": "ping"}', b"no usable 'id'"),
+        (b'{"id": true, "op": "ping"}', b"no usable 'id'"),
+    ],
+)
+async def test_request_whose_id_cannot_be_read_exits_2_with_a_message(
+    payload: bytes, complaint: bytes
+) -> None:
+    result = await run_calc(frame(payload))
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert complaint in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("request_", "complaint"),
+    [
+        ({"id": 5}, "has no 'op'"),
+        ({"id": 5, "op": 42}, "must be a string"),
+    ],
+)
+async def test_malformed_request_with_a_readable_id_gets_a_bad_request_reply(
+    request_: dict[str, object], complaint: str
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            await port.send(request_)
+            reply = await port.receive()
+            assert reply["id"] == 5
+            assert reply["error"]["type"] == "BadRequest"
+            assert complaint in reply["error"]["message"]
+            assert await port.request("ping") == "pong"
+
+
+async def test_unknown_keys_in_a_request_are_ignored() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            await port.send({"id": 9, "op": "add", "args": [1, 1], "deadline": 3})
+            assert await port.receive() == {"id": 9, "result": 2}
+
+
+async def test_reply_over_max_frame_becomes_an_error_reply_and_serving_continues() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port([*CALC, "--max-frame", "1000"]) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("repeat", 5000)
+            assert info.value.type == "LocalProtocolError"
+            assert len(await port.request("repeat", 500)) == 500
+
+
+async def test_input_in_a_handler_reads_end_of_file_not_a_request() -> None:
+    program = "from nursemaid import serve\nserve({'ask': lambda args: input()})\n"
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", program]) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("ask")
+            assert info.value.type == "EOFError"
+            assert await port.request("ping") == "pong"
+
+
+async def test_worker_whose_stdout_the_port_closed_exits_quietly() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            await port.request("ping")
+    assert port.returncode == 0
+    assert port.stderr_tail() == ""
+
+
+async def test_handler_raising_keyboard_interrupt_ends_the_worker() -> None:
+    program = (
+        "from nursemaid import serve\n"
+        "def stop(args):\n"
+        "    raise KeyboardInterrupt\n"
+        "serve({'stop': stop})\n"
+    )
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", program]) as port:
+            with pytest.raises(PortClosed) as info:
+                await port.request("stop")
+    assert info.value.returncode != 0
+    assert "KeyboardInterrupt" in info.value.stderr_tail
+
+
+def test_a_handler_named_like_a_built_in_op_is_refused() -> None:
+    with pytest.raises(ValueError, match="built-in op 'ping'"):
+        serve({"ping": lambda args: None})
+
+
+def test_a_handler_that_is_not_callable_is_refused() -> None:
+    with pytest.raises(TypeError, match="must be callable"):
+        serve({"add": 42})  # type: ignore[dict-item]
+
+
+def test_importing_serve_imports_no_trio_attrs_or_cattrs() -> None:
+    code = (
+        "import sys\n"
+        "from nursemaid import serve\n"
+        "print(sorted(m for m in ('trio', 'attrs', 'cattrs') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
