@@ -14,7 +14,9 @@ trio_loop_1w/2w        the minimal Trio framed loop: ``send_all`` a frame,
                        ``receive_some`` the echo, on ``trio.lowlevel.open_process``
                        pipes to a stdlib echo worker (target: pool >= 75 %)
 trio_loop_serve_1w/2w  the same loop, but to the very ``serve`` worker the pool
-                       uses (JSON on the far side): what the pool itself adds
+                       uses (JSON on the far side)
+port_request_1w        ``port.request("echo", msg)`` on a bare port to that worker:
+                       the difference to pool_execute_1w is what the pool adds
 trio_parallel_1c/2c    ``trio_parallel.run_sync(echo, msg)`` (target: pool >= 4x)
 ppe_1c/2c              ``ProcessPoolExecutor(2).submit(echo, msg).result()`` from
                        1 / 2 threads (target: pool >= 5x)
@@ -202,6 +204,35 @@ def bench_pool_execute(workers: int, duration: float, worker_path: str) -> float
     return trio.run(main)
 
 
+def bench_port_request(duration: float, worker_path: str) -> float:
+    import trio
+
+    from nursemaid.workers import open_port
+
+    args = {"text": PAYLOAD_TEXT}
+
+    async def main() -> float:
+        async with open_port([sys.executable, worker_path]) as port:
+            request = port.request
+
+            async def one() -> None:
+                await request("echo", args)
+
+            for _ in range(200):
+                await one()
+            place_one_core()
+            # In this task (the port's owner), with _timed's batching.
+            deadline = time.perf_counter() + duration
+            ops, start = 0, time.perf_counter()
+            while time.perf_counter() < deadline:
+                for _ in range(16):
+                    await one()
+                ops += 16
+            return ops / (time.perf_counter() - start)
+
+    return trio.run(main)
+
+
 def bench_trio_loop(workers: int, duration: float, echo_path: str) -> float:
     import trio
 
@@ -350,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trio_loop_2w": lambda: bench_trio_loop(2, d, echo_path),
             "trio_loop_serve_1w": lambda: bench_trio_loop(1, d, serve_path),
             "trio_loop_serve_2w": lambda: bench_trio_loop(2, d, serve_path),
+            "port_request_1w": lambda: bench_port_request(d, serve_path),
         }
         try:
             import trio_parallel  # noqa: F401
@@ -388,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         row(f"pool_execute_{n}", f"trio_loop_{n}", "≥ 0.75")
         row(f"trio_loop_serve_{n}")
         row(f"pool_execute_{n}", f"trio_loop_serve_{n}", "(same worker)")
+    row("port_request_1w")
+    row("pool_execute_1w", "port_request_1w", "(what the pool adds)")
     for n, c in (("1w", "1c"), ("2w", "2c")):
         if f"trio_parallel_{c}" in median:
             row(f"trio_parallel_{c}")
