@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from nursemaid.testing._driver import Rule as Rule
     from nursemaid.testing._driver import TrioStateMachine as TrioStateMachine
     from nursemaid.testing._driver import autojump_clock as autojump_clock
+    from nursemaid.testing._plugin import EventCapture as EventCapture
+    from nursemaid.testing._plugin import LeakCheck as LeakCheck
     from nursemaid.testing._pool_machine import FAULT_WORKER as FAULT_WORKER
     from nursemaid.testing._pool_machine import Handshake as Handshake
     from nursemaid.testing._pool_machine import PoolClient as PoolClient
@@ -52,6 +54,10 @@ __getattr__, __dir__, __all__ = attach(
             "Rule",
             "TrioStateMachine",
             "autojump_clock",
+        ),
+        "nursemaid.testing._plugin": (
+            "EventCapture",
+            "LeakCheck",
         ),
         "nursemaid.testing._pool_machine": (
             "FAULT_WORKER",
