@@ -131,3 +131,13 @@ def test_check_specs_rejects_significant_child_without_auto_shutdown() -> None:
 def test_check_specs_rejects_non_specs() -> None:
     with pytest.raises(TypeError, match="children must be ChildSpec instances"):
         check_specs([("a", child)], AutoShutdown.NEVER)  # type: ignore[list-item]
+
+
+def test_a_supervisors_run_is_inferred_as_a_supervisor_child() -> None:
+    from nursemaid.supervisor import Supervisor
+
+    sup = Supervisor([], name="inner")
+    assert ChildSpec("inner", sup.run).type is ChildType.SUPERVISOR
+    spec = sup.child_spec()
+    assert (spec.id, spec.type, spec.shutdown) == ("inner", ChildType.SUPERVISOR, INFINITY)
+    assert spec.start_timeout == math.inf
