@@ -147,7 +147,7 @@ class RichDisplay:
 
         table = Table(title="nursemaid demo: a supervised pool under fire", show_header=False)
         table.add_column(style="bold")
-        table.add_column()
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=76)
         if snapshot.stopping:
             table.add_row("time", "draining: finishing the requests in flight")
         else:
@@ -161,7 +161,7 @@ class RichDisplay:
         table.add_row("restarts", f"{snapshot.restarts:,}")
         table.add_row("workers", _counts(snapshot.states))
         if snapshot.recent:
-            recent = "\n".join(line[:100] for line in snapshot.recent)
+            recent = "\n".join((line.splitlines() or [""])[0] for line in snapshot.recent)
             table.add_row("recent log", f"[dim]{escape(recent)}")
         return table
 

@@ -1,0 +1,44 @@
+"""``nursemaid diagram``: the diagrams the code's own tables draw.
+
+Nothing is re-derived here: the worker lifecycle comes from
+:func:`nursemaid.workers._lifecycle.lifecycle_diagram` (its transition table), the
+supervisor's restart strategies from the supervisor's strategy table. This module
+only chooses and joins them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+__all__ = ["diagram", "diagrams"]
+
+Format = Literal["mermaid", "dot"]
+
+
+def diagram(which: str, format: Format) -> str:
+    """Return one diagram's source text.
+
+    Raises:
+        ValueError: *which* is not ``"lifecycle"`` or ``"supervisor"``, or *format*
+            is not ``"mermaid"`` or ``"dot"``.
+    """
+    if which == "lifecycle":
+        from nursemaid.workers._lifecycle import lifecycle_diagram
+
+        return lifecycle_diagram(format)
+    if which == "supervisor":
+        from nursemaid.supervisor._strategy import strategy_diagram
+
+        return strategy_diagram(format)
+    raise ValueError(f"unknown diagram {which!r} (expected 'lifecycle' or 'supervisor')")
+
+
+def diagrams(which: Sequence[str], format: Format) -> str:
+    """Return the diagrams named in *which*, each headed by a comment naming it."""
+    comment = "%%" if format == "mermaid" else "//"
+    parts = [
+        f"{comment} {name}: generated from nursemaid's tables\n{diagram(name, format)}"
+        for name in which
+    ]
+    return "\n".join(parts)
