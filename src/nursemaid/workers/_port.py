@@ -61,6 +61,7 @@ import enum
 import logging
 import math
 import os
+import struct
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -78,8 +79,15 @@ from nursemaid._errors import (
     RequestTimeout,
     StartError,
 )
-from nursemaid.protocol._codec import Codec, get_codec
-from nursemaid.protocol._envelope import Envelope, Reply, Request, get_envelope
+from nursemaid.protocol import _wire as wire
+from nursemaid.protocol._codec import Codec, JsonBackend, get_codec, json_functions
+from nursemaid.protocol._envelope import (
+    Envelope,
+    Reply,
+    Request,
+    StandardEnvelope,
+    get_envelope,
+)
 from nursemaid.protocol._framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from nursemaid.supervisor import current_shutdown
 from nursemaid.supervisor._spec import DEFAULT_SHUTDOWN
@@ -102,6 +110,11 @@ STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
 _READ_SIZE: Final = 65536
+
+_HEADERS: Final = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I")}
+_ID: Final = wire.ID
+_OP: Final = wire.OP
+_ARGS: Final = wire.ARGS
 
 _current_task = trio.lowlevel.current_task
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
@@ -138,12 +151,15 @@ class Port:
         "_codec",
         "_decode_reply",
         "_decoder",
+        "_dumps",
         "_encode_request",
         "_envelope",
         "_exited",
+        "_fast_limit",
         "_logger",
         "_next_id",
         "_owner",
+        "_pack_header",
         "_process",
         "_reason",
         "_state",
@@ -188,6 +204,18 @@ class Port:
         self._envelope = envelope
         self._encode_request = envelope.encode_request
         self._decode_reply = envelope.decode_reply
+        # Hot path: with the standard envelope, build the request's JSON directly
+        # instead of through a Request object (read alongside
+        # StandardEnvelope.encode_request; tests/unit/test_port.py holds the two
+        # byte-for-byte equal), and frame it with one struct.pack when it is within
+        # max_frame and the header's range (else encode_frame raises the error).
+        self._dumps = (
+            json_functions(cast(JsonBackend, envelope.backend))[1]
+            if type(envelope) is StandardEnvelope
+            else None
+        )
+        self._pack_header = _HEADERS[packet].pack
+        self._fast_limit = min(max_frame, (1 << (8 * packet)) - 1)
         self._decoder = FrameDecoder(packet=packet, max_frame=max_frame)
         self._owner: trio.lowlevel.Task | None = owner
         self._state = PortState.OPEN
@@ -328,15 +356,12 @@ class Port:
             raise self._closed_error()
         request_id = self._next_id
         self._next_id = request_id + 1
-        try:
-            payload = self._encode_request(Request(request_id, op, args))
-        except LocalProtocolError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise LocalProtocolError(
-                f"cannot encode request {op!r}: {exc}; args must be JSON-compatible"
-            ) from exc
-        frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
+        payload = self._encode(request_id, op, args)
+        size = len(payload)
+        if size <= self._fast_limit:
+            frame = self._pack_header(size) + payload
+        else:
+            frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
         if timeout is None:
             reply = await self._exchange(request_id, op, frame)
         else:
@@ -355,6 +380,21 @@ class Port:
         if type(reply) is Reply:
             return reply.result
         raise RemoteError(reply.type, reply.message, reply.traceback, op=op)
+
+    def _encode(self, request_id: int, op: str, args: Any) -> bytes:
+        dumps = self._dumps
+        if dumps is not None:
+            if type(op) is not str:
+                raise TypeError(f"request op must be a str (got {op!r})")
+            return dumps({_ID: request_id, _OP: op, _ARGS: args})  # LocalProtocolError
+        try:
+            return self._encode_request(Request(request_id, op, args))
+        except LocalProtocolError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(
+                f"cannot encode request {op!r}: {exc}; args must be JSON-compatible"
+            ) from exc
 
     async def send(self, message: Any) -> None:
         """Encode *message* with the port's codec and write it as one frame.

@@ -74,3 +74,18 @@ def test_argv_as_a_string_is_a_type_error() -> None:
 def test_empty_argv_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="must name a program"):
         _check_argv([])
+
+
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [("echo", None), ("add", [1, 2]), ("é", {"text": "ünïcode", "n": [1.5, True, None]})],
+)
+def test_the_ports_fast_request_encoding_equals_the_standard_envelopes(
+    op: str, args: object
+) -> None:
+    from nursemaid.protocol._codec import json_functions
+    from nursemaid.protocol._envelope import Request, StandardEnvelope
+
+    envelope = StandardEnvelope()
+    dumps = json_functions(envelope.backend)[1]  # type: ignore[arg-type]
+    assert dumps({"id": 7, "op": op, "args": args}) == envelope.encode_request(Request(7, op, args))
