@@ -355,7 +355,10 @@ class TrioStateMachine(Generic[S]):
             test_bounded_resource = machine.test(settings(max_examples=200))
 
         Args:
-            settings: hypothesis settings for it; default: the loaded profile's.
+            settings: hypothesis settings for it. Default: the loaded profile's,
+                with ``deadline=None`` (an example is a whole run of many steps,
+                and hypothesis's 200 ms default deadline would make long runs
+                flaky).
         """
 
         def run_machine(data: st.DataObject) -> None:
@@ -364,7 +367,7 @@ class TrioStateMachine(Generic[S]):
         # Named before @given wraps it, so hypothesis reports the machine's name.
         run_machine.__name__ = run_machine.__qualname__ = "test_" + _identifier(self.name)
         test = given(data=st.data())(run_machine)
-        return settings(test) if settings is not None else test
+        return (settings if settings is not None else Settings(deadline=None))(test)
 
     async def _main(self, data: st.DataObject, harness: Harness) -> None:
         setup: Setup = self.setup if self.setup is not None else _harness_as_state
