@@ -35,10 +35,15 @@ def diagram(which: str, format: Format) -> str:
 
 
 def diagrams(which: Sequence[str], format: Format) -> str:
-    """Return the diagrams named in *which*, each headed by a comment naming it."""
+    """Return the diagrams named in *which*.
+
+    One diagram comes out exactly as its table's function draws it, ready to pipe
+    into a renderer; several are each headed by a comment naming them.
+    """
+    if len(which) == 1:
+        return diagram(which[0], format)
     comment = "%%" if format == "mermaid" else "//"
-    parts = [
+    return "\n".join(
         f"{comment} {name}: generated from nursemaid's tables\n{diagram(name, format)}"
         for name in which
-    ]
-    return "\n".join(parts)
+    )
