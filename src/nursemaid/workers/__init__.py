@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nursemaid._lazy import attach
+
+# Not `from typing import TYPE_CHECKING`: importing typing costs a worker ~4 ms of
+# start-up; type checkers treat this name the same way.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from nursemaid.workers._lifecycle import Transition as Transition
