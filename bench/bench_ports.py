@@ -179,6 +179,13 @@ def open_port_first_reply(serve_path: str) -> float:
 
 
 def startup(serve_path: str, reps: int) -> dict[str, list[float]]:
+    # An installed package has its bytecode cached; a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise recompile nursemaid in every worker.
+    import compileall
+
+    import nursemaid
+
+    compileall.compile_dir(os.path.dirname(nursemaid.__file__), quiet=1)
     ping = b'{"id":1,"op":"ping"}'
     out: dict[str, list[float]] = {}
     for _ in range(reps):  # interleaved, like the trials

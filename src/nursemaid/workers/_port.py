@@ -884,16 +884,24 @@ async def open_port(
         raise StartError(
             f"could not start worker {args[0]!r}: {exc.strerror or exc}", reason=exc
         ) from exc
-    port = Port(
-        process,
-        argv=args,
-        name=port_name,
-        codec=codec_obj,
-        envelope=envelope_obj,
-        packet=packet,
-        max_frame=max_frame,
-        owner=owner,
-    )
+    try:
+        port = Port(
+            process,
+            argv=args,
+            name=port_name,
+            codec=codec_obj,
+            envelope=envelope_obj,
+            packet=packet,
+            max_frame=max_frame,
+            owner=owner,
+        )
+    except BaseException:  # kill-and-re-raise: never leave the process behind
+        with trio.CancelScope(shield=True):
+            process.kill()
+            await process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            cast(trio.lowlevel.FdStream, stream).close()
+        raise
     port._logger.debug("pid %d started: %r", port.pid, args)
     try:
         async with trio.open_nursery() as nursery:
