@@ -29,8 +29,8 @@ Theory of operation:
 
     Admitted differences, both orjson's own rules, which you accept by installing
     the extra: orjson *encodes* ``NaN`` and infinities as ``null`` (the standard
-    library backend refuses them), and *decodes* integers beyond the unsigned
-    64-bit range as floats (the standard library keeps them exact).
+    library backend refuses them), and *decodes* integers outside -2**63 ..
+    2**64-1 as floats (the standard library keeps them exact).
 """
 
 from __future__ import annotations
@@ -318,3 +318,9 @@ def get_codec(codec: str | Codec) -> Codec:
     raise TypeError(
         f"codec must be a name or a Codec (an object with name, encode and decode); got {codec!r}"
     )
+
+
+# Show the public path in reprs and tracebacks (Trio's habit).
+for _public in (Codec, JsonCodec, RawCodec):
+    _public.__module__ = "nursemaid.protocol"
+del _public

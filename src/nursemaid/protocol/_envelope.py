@@ -532,3 +532,13 @@ def get_envelope(envelope: Envelope | None) -> Envelope:
             f"envelope must follow the Envelope protocol; {envelope!r} lacks {', '.join(missing)}"
         )
     return envelope
+
+
+# Show the public path in reprs and tracebacks (Trio's habit). Resolve the attrs
+# classes' string annotations first: they name this module's globals, which cattrs
+# could no longer find through the public module.
+for _message in (Request, Reply, ErrorReply):
+    attrs.resolve_types(_message)
+for _public in (Request, Reply, ErrorReply, Envelope, StandardEnvelope, CommandEnvelope):
+    _public.__module__ = "nursemaid.protocol"
+del _message, _public

@@ -238,8 +238,15 @@ class FrameDecoder:
         end = start + need
         if len(buf) < end:
             return None
-        frame = bytes(buf[start:end])
-        del buf[:end]
+        if len(buf) == end:
+            # The common case on a pipe: the buffer holds exactly this frame. Drop
+            # the header (a prefix delete moves an offset) and copy once.
+            del buf[:start]
+            frame = bytes(buf)
+            buf.clear()
+        else:
+            frame = bytes(buf[start:end])
+            del buf[:end]
         self._need = -1
         return frame
 
@@ -262,3 +269,7 @@ class FrameDecoder:
         raise RemoteProtocolError(
             f"frame decoder is unusable after an earlier protocol error: {self._error}"
         ) from self._error
+
+
+# Show the public path in reprs and tracebacks (Trio's habit).
+FrameDecoder.__module__ = "nursemaid.protocol"
