@@ -446,3 +446,127 @@ async def test_lazy_pool_that_gives_up_fails_waiters_and_raises_start_error_from
     assert "the pool gave up and closed" in str(refused[0])
     assert isinstance(refused[0].__cause__, StartError)
     assert all(w.returncode is not None for w in fleet.workers)
+
+
+@pytest.mark.parametrize(
+    ("worker", "options", "error", "match"),
+    [
+        ("python worker.py", {}, TypeError, "got the string 'python worker.py'"),
+        (42, {}, TypeError, "a WorkerFactory"),
+        (InProcessWorkers({}), {"envelope": object()}, TypeError, "envelope applies to argv"),
+        (InProcessWorkers({}), {"min_ready": -1}, ValueError, r"min_ready must be None or"),
+        (InProcessWorkers({}), {"min_ready": 3}, ValueError, r"min_ready must be <= size=2"),
+        (InProcessWorkers({}), {"init_timeout": -1}, ValueError, "init_timeout must be"),
+        (InProcessWorkers({}), {"idle_timeout": 0}, ValueError, r"idle_timeout must be .* > 0"),
+        (InProcessWorkers({}), {"checkout_timeout": math.nan}, ValueError, "checkout_timeout"),
+        (InProcessWorkers({}), {"size": 0}, ValueError, r"pool size must be an int >= 1"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    worker: object, options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    from nursemaid.workers._pool import Pool
+
+    options = {"size": 2, **options}
+    with pytest.raises(error, match=match):
+        Pool(worker, **options)  # type: ignore[arg-type]
+
+
+async def test_a_lease_cannot_be_used_after_its_block(autojump_clock: object) -> None:
+    from nursemaid import UsageError
+
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        async with pool.checkout(session="s") as lease:
+            assert repr(lease) == "<Lease worker 0 session='s'>"
+        with pytest.raises(UsageError, match="lease of worker 0 has ended"):
+            await lease.request("echo", 1)
+
+
+async def test_execute_with_a_timeout_keeps_the_worker_after_a_remote_error(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        with pytest.raises(RemoteError):
+            await pool.execute("boom", timeout=5.0)
+        assert pool.statistics().restarts == 0
+
+
+async def test_async_hooks_run_for_execute_too(autojump_clock: object) -> None:
+    calls: list[str] = []
+
+    async def handle_checkout(lease: Lease) -> Keep:
+        calls.append("out")
+        return Keep()
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep | Remove:
+        calls.append(f"in {type(error).__name__}")
+        return Keep()
+
+    fleet = Fleet()
+    async with open_pool(
+        fleet.factory, size=1, handle_checkout=handle_checkout, handle_checkin=handle_checkin
+    ) as pool:
+        assert await pool.execute("echo", 1, timeout=5.0) == 1
+        with pytest.raises(RemoteError):
+            await pool.execute("boom")
+        assert pool.statistics().restarts == 0
+    assert calls == ["out", "in NoneType", "out", "in RemoteError"]
+
+
+async def test_a_checkin_hook_that_hangs_or_raises_removes_the_worker(
+    autojump_clock: object,
+) -> None:
+    behaviour = ["hang"]
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        if behaviour.pop(0) == "hang":
+            await trio.sleep_forever()
+        raise RuntimeError("hook bug")
+
+    fleet = Fleet()
+    seen: list[object] = []
+    async with open_pool(
+        fleet.factory,
+        size=1,
+        init_timeout=1.0,
+        handle_checkin=handle_checkin,
+        subscribers=[seen.append],
+    ) as pool:
+        behaviour.append("raise")
+        await pool.execute("echo", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        await pool.execute("echo", 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 2
+    causes = [t.cause for t in seen if isinstance(t, Transition) and t.event.name == "STOP"]
+    assert "handle_checkin did not return within 1.0 s" in causes[0]
+    assert "handle_checkin raised RuntimeError: hook bug" in causes[1]
+
+
+async def test_a_factory_that_cannot_spawn_fails_the_start_with_its_error(
+    autojump_clock: object,
+) -> None:
+    class Broken:
+        ping_op = "ping"
+
+        def open_worker(self, worker_id: int) -> Any:
+            raise OSError(f"no such resource {worker_id}")
+
+    with pytest.raises(StartError, match="could not start: OSError: no such resource"):
+        async with open_pool(Broken(), size=1, intensity=1):
+            pass  # pragma: no cover
+
+
+async def test_unsubscribe_stops_the_events(autojump_clock: object) -> None:
+    seen: list[object] = []
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        unsubscribe = pool.subscribe(seen.append)
+        await pool.execute("echo", 1)
+        count = len(seen)
+        unsubscribe()
+        unsubscribe()  # idempotent
+        await pool.execute("echo", 2)
+        assert len(seen) == count > 0
