@@ -570,3 +570,32 @@ async def test_unsubscribe_stops_the_events(autojump_clock: object) -> None:
         unsubscribe()  # idempotent
         await pool.execute("echo", 2)
         assert len(seen) == count > 0
+
+
+async def test_in_process_workers_answer_ping_unknown_ops_timeouts_and_death(
+    autojump_clock: object,
+) -> None:
+    from nursemaid import RequestTimeout, UsageError
+
+    async def slow(seconds: float) -> str:
+        await trio.sleep(seconds)
+        return "done"
+
+    factory = InProcessWorkers({"slow": slow})
+    assert repr(factory) == "InProcessWorkers(['slow'], ping_op='ping')"
+    async with factory.open_worker(7) as worker:
+        assert repr(worker) == "<InProcessWorker 7 alive>"
+        assert await worker.request("ping") == "pong"
+        with pytest.raises(RemoteError, match="no handler for op 'nope'"):
+            await worker.request("nope")
+        with pytest.raises(RequestTimeout, match="no reply to 'slow' in time"):
+            await worker.request("slow", 10, timeout=1)
+        worker.crash(9, "bye\n")
+        worker.crash(10)  # a second crash changes nothing
+        assert repr(worker) == "<InProcessWorker 7 exited 9>"
+        assert await worker.wait_exited() == 9
+        with pytest.raises(PortClosed, match="has exited") as info:
+            await worker.request("ping")
+        assert info.value.stderr_tail == "bye\n"
+    with pytest.raises(UsageError, match="handlers must be a mapping"):
+        InProcessWorkers([("slow", slow)])  # type: ignore[arg-type]
