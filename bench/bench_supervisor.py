@@ -380,23 +380,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.getLogger("nursemaid.supervisor").setLevel(logging.ERROR)
-    rows: dict[str, dict[str, float]] = {}
-    rows["nursemaid"] = summarise(
-        [nursemaid_start_stop(n) for _ in range(trials)],
-        [nursemaid_restart_latency(crashes) for _ in range(trials)],
-        [nursemaid_memory(n) for _ in range(trials)],
-    )
-    print(f"nursemaid: {rows['nursemaid']}", file=sys.stderr)
-    notes = []
-    triotp = None if options.no_triotp else run_triotp(n, crashes, trials)
-    if triotp is not None:
-        rows["triotp"] = summarise(triotp["start_stop"], triotp["restart"], triotp["memory"])
-        notes.append("triotp venv: " + ", ".join(f"{k} {v}" for k, v in triotp["versions"].items()))
-        print(f"triotp: {rows['triotp']}", file=sys.stderr)
-    plain = summarise(
-        [plain_start_stop(n) for _ in range(trials)], [], [plain_memory(n) for _ in range(trials)]
-    )
-    rows["plain nursery"] = plain
+    # Trials are interleaved (nursemaid, triotp, plain nursery, then again) so that
+    # load from anything else on the machine hits every implementation alike.
+    raw: dict[str, dict[str, list[Any]]] = {
+        name: {"start_stop": [], "restart": [], "memory": []}
+        for name in ("nursemaid", "triotp", "plain nursery")
+    }
+    notes: list[str] = []
+    for trial in range(trials):
+        ours = raw["nursemaid"]
+        ours["start_stop"].append(nursemaid_start_stop(n))
+        ours["restart"].append(nursemaid_restart_latency(crashes))
+        ours["memory"].append(nursemaid_memory(n))
+        if not options.no_triotp:
+            triotp = run_triotp(n, crashes, 1)
+            if triotp is not None:
+                for key in ("start_stop", "restart", "memory"):
+                    raw["triotp"][key].extend(triotp[key])
+                if trial == 0:
+                    notes.append(
+                        "triotp venv: "
+                        + ", ".join(f"{k} {v}" for k, v in triotp["versions"].items())
+                    )
+        plain = raw["plain nursery"]
+        plain["start_stop"].append(plain_start_stop(n))
+        plain["memory"].append(plain_memory(n))
+        print(f"trial {trial + 1}/{trials} done", file=sys.stderr)
+    rows = {
+        name: summarise(r["start_stop"], r["restart"], r["memory"])
+        for name, r in raw.items()
+        if r["start_stop"]
+    }
 
     import trio
 
