@@ -10,6 +10,8 @@ soak       the property tests with many more examples, and the chaos soak
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -42,6 +44,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the docs with Sphinx; any warning fails the build."""
+    if shutil.which("dot") is None:
+        session.error(
+            "the docs need Graphviz's 'dot' on PATH to render their diagrams; "
+            "install Graphviz (e.g. 'apt-get install graphviz' or 'brew install graphviz')"
+        )
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 

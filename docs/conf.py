@@ -19,10 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # so autodoc sees this checkout even if not installed
 
+from sphinx.errors import ConfigError  # noqa: E402
+
 import nursemaid  # noqa: E402
 
 if shutil.which("dot") is None:
-    raise RuntimeError(
+    raise ConfigError(
         "Graphviz's 'dot' is not on PATH, and the docs' diagrams need it; "
         "install Graphviz (e.g. 'apt-get install graphviz' or 'brew install graphviz')"
     )
