@@ -599,3 +599,18 @@ async def test_in_process_workers_answer_ping_unknown_ops_timeouts_and_death(
         assert info.value.stderr_tail == "bye\n"
     with pytest.raises(UsageError, match="handlers must be a mapping"):
         InProcessWorkers([("slow", slow)])  # type: ignore[arg-type]
+
+
+async def test_closing_during_a_health_check_does_not_wait_for_the_ping(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(
+        fleet.factory, size=1, health_interval=10.0, init_timeout=5.0, close_grace=30.0
+    ) as pool:
+        fleet.ping_delay = math.inf  # the health ping hangs
+        await trio.sleep(10.5)
+        assert pool.statistics().leased == 1  # leased to the health check
+        start = trio.current_time()
+    assert trio.current_time() - start < 1.0  # not the 30 s close grace
+    assert all(w.returncode is not None for w in fleet.workers)

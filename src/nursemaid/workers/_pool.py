@@ -734,10 +734,10 @@ class Pool:
                         task_status.started(self)
                         await self._close_requested.wait()
                 finally:
+                    if self._maintenance is not None:
+                        self._maintenance.cancel()  # no health check during the drain
                     with trio.CancelScope(shield=True):
                         await self._drain()
-                    if self._maintenance is not None:
-                        self._maintenance.cancel()
         finally:
             self._core.phase = PoolPhase.CLOSED
             self._closed.set()
@@ -787,16 +787,17 @@ class Pool:
             if not core.take_idle(slot, _current_time()):
                 continue
             _hand(slot, me)
-            failure: str | None = None
+            # Invariant: the worker is checked in whatever happens, cancellation
+            # included (a ping cut short leaves a reply in flight: remove it then).
+            failure: str | None = "health check cancelled with its ping in flight"
             try:
                 with trio.fail_after(self._init_timeout):
                     await slot.resource.request(self._ping_op)
+                failure = None
             except Exception as exc:
                 failure = f"health check failed: {_describe(exc)}"
-            if core.begin_checkin(slot, _current_time()):
-                _hand(slot, slot.home)
-                core.finish_checkin(slot, failure, _current_time())
-            self._after_checkin()
+            finally:
+                self._checkin(slot, failure)
 
     async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:
         """One worker's task: create it, handshake, wait; leaving is its close sequence."""
