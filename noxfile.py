@@ -65,3 +65,5 @@ def soak(session: nox.Session) -> None:
     """Property tests with the soak profile (many more examples), then the chaos soak."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/property", "--hypothesis-profile=soak", *session.posargs)
+    # The chaos soak: the demo's scenario at 100,000 requests (see bench/soak.py).
+    session.run("python", "bench/soak.py", "--requests", "100000")

@@ -31,10 +31,14 @@ Theory of operation:
     The last three are *armed* as files in a private directory and claimed by
     whichever worker gets there first (see :mod:`nursemaid._cli.demo_worker`).
 
-    A monitor task samples ``pool.statistics()`` to drive the live display and to
-    time recovery: a kill is recovered when the killed process has been reaped and
-    the pool again has ``size`` workers idle or leased. Kills that overlap are
-    timed together, so the longest recovery is an upper bound.
+    A monitor task samples ``pool.statistics()`` to drive the live display. Recovery
+    is timed from the pool's lifecycle events: a kill is recovered from when a
+    worker started after it becomes ready (``HANDSHAKING -> IDLE``), that is, when
+    the pool has noticed the death, spawned a replacement and handshaken it. Worker
+    ids only grow, so "started after the kill" is "an id above every id the pool had
+    at the kill"; kills are matched with new workers oldest first. A replacement made
+    for another fault in the meantime can close a kill's recovery, so with many
+    faults at once the figure is the time until the pool *had a new worker ready*.
 
     When the run is over (duration, ``--requests`` or Ctrl-C), clients stop taking
     new requests and the run waits up to a drain deadline (every timeout that
@@ -71,8 +75,9 @@ __all__ = ["FAULT_KINDS", "DemoConfig", "run", "run_demo"]
 FAULT_KINDS = ("kill", "hang", "garbage", "init-fail")
 """The faults the demo can inject; ``--faults`` picks among them."""
 
-_FAULT_WEIGHTS = {"kill": 4, "hang": 1, "garbage": 2, "init-fail": 2}
-"""Relative frequency of each fault kind when several are enabled."""
+_FAULT_WEIGHTS = {"kill": 5, "hang": 1, "garbage": 2, "init-fail": 2}
+"""Relative frequency of each fault kind when several are enabled: with all four,
+half the faults are kills."""
 
 _KILLABLE = frozenset({WorkerState.IDLE, WorkerState.LEASED, WorkerState.RETURNING})
 """Workers the ``kill`` fault picks from: ones that are up (not starting or stopping)."""
@@ -179,8 +184,10 @@ class Chaos:
 
     faults_dir: str
     kinds: tuple[str, ...]
-    killed: dict[int, float] = attrs.field(factory=dict)
-    """pid -> kill time, for kills not yet recovered from."""
+    killed: set[int] = attrs.field(factory=set)
+    """Pids already sent SIGKILL (never picked twice)."""
+    unrecovered: collections.deque[tuple[float, int]] = attrs.field(factory=collections.deque)
+    """(kill time, highest worker id at that time), oldest first."""
     kills: int = 0
     armed: Counter[str] = attrs.field(factory=Counter)
     recoveries: list[float] = attrs.field(factory=list)
@@ -201,7 +208,8 @@ class Chaos:
                 pid = rng.choice(candidates)
                 if kill_child(pid):
                     self.kills += 1
-                    self.killed[pid] = now
+                    self.killed.add(pid)
+                    self.unrecovered.append((now, max(worker.id for worker in stats.workers)))
         else:
             path = os.path.join(self.faults_dir, kind)
             try:
@@ -220,17 +228,16 @@ class Chaos:
                 counts[kind] += 1
         return counts
 
-    def check_recovery(self, stats: Any, now: float) -> None:
-        """Close the kills that the pool has recovered from by *now*.
-
-        A kill is recovered from when the pool no longer lists the killed worker
-        (its task has reaped it) and has ``size`` workers idle or leased again.
-        """
-        if not self.killed or stats.idle + stats.leased < stats.size:
-            return
-        alive = {worker.pid for worker in stats.workers}
-        for pid in [pid for pid in self.killed if pid not in alive]:
-            self.recoveries.append(now - self.killed.pop(pid))
+    def see(self, event: Any) -> None:
+        """Pool subscriber: a new worker ready closes the oldest kill it came after."""
+        if (
+            self.unrecovered
+            and getattr(event, "to_state", None) is WorkerState.IDLE
+            and event.from_state is WorkerState.HANDSHAKING
+            and event.worker_id > self.unrecovered[0][1]
+        ):
+            killed_at, _ = self.unrecovered.popleft()
+            self.recoveries.append(event.time - killed_at)
 
     def report(self) -> dict[str, int]:
         """Faults injected, by kind (armed faults count once a worker took them)."""
@@ -358,6 +365,8 @@ class _Run:
             intensity=POOL_INTENSITY,
             name="demo",
         ) as pool:
+            self.chaos.unrecovered.clear()  # a new pool numbers its workers from 0 again
+            pool.subscribe(self.chaos.see)
             self.holder.set(pool)
             try:
                 task_status.started(pool)
@@ -366,20 +375,13 @@ class _Run:
                 self.holder.clear(pool)
 
     async def monitor(self) -> None:
-        """Sample the pool: live display, recovery times, restarts."""
-        assert self.chaos is not None
-        next_display = 0.0
+        """Sample the pool for the live display (and its restart count)."""
         while True:
-            now = trio.current_time()
             pool = self.holder.pool
             if pool is not None:
-                stats = self.holder.sample(pool)
-                self.chaos.check_recovery(stats, now)
-                if now >= next_display:
-                    self.states = worker_states(stats)
-                    self.display.update(self.snapshot(now))
-                    next_display = now + self.config.display_interval
-            await trio.sleep(0.01)
+                self.states = worker_states(self.holder.sample(pool))
+                self.display.update(self.snapshot(trio.current_time()))
+            await trio.sleep(self.config.display_interval)
 
     def snapshot(self, now: float) -> Snapshot:
         assert self.chaos is not None
