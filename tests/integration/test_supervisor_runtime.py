@@ -459,3 +459,76 @@ async def test_crash_logs_warning_with_traceback_and_otp_report(
     gave_up = next(r for r in caplog.records if getattr(r, "context", None) == "shutdown")
     assert gave_up.levelno == logging.ERROR
     assert gave_up.reason == "reached_max_restart_intensity"  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ edge cases
+
+
+async def test_calling_started_twice_is_a_crash(autojump_clock: MockClock) -> None:
+    async def twice(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        task_status.started()
+
+    sup = Supervisor([ChildSpec("t", twice, Restart.TEMPORARY)])
+    events = sup.subscribe()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.testing.wait_all_tasks_blocked()
+        await sup.stop()
+    exits: list[ChildExited] = []
+    while True:
+        try:
+            event = events.receive_nowait()
+        except trio.WouldBlock:
+            break
+        if isinstance(event, ChildExited):
+            exits.append(event)
+    assert [(e.kind, type(e.exception)) for e in exits] == [(ExitKind.CRASH, RuntimeError)]
+
+
+async def test_restart_child_that_fails_to_start_stays_stopped(autojump_clock: MockClock) -> None:
+    kids = Kids()
+    async with open_supervisor([kids.spec("a")]) as sup:
+        await sup.terminate_child("a")
+        kids.fail_start["a"] = 1
+        with pytest.raises(StartError) as info:
+            await sup.restart_child("a")
+        assert info.value.child_id == "a"
+        assert [c.state.name for c in sup.which_children()] == ["STOPPED"]
+
+
+async def test_stop_on_a_supervisor_that_is_not_running_does_nothing() -> None:
+    await Supervisor([]).stop()
+
+
+async def test_auto_shutdown_is_an_event(autojump_clock: MockClock) -> None:
+    from nursemaid import AutoShutdown, SupervisorAutoShutdown
+
+    kids = Kids()
+    sup = Supervisor(
+        [kids.spec("s", Restart.TRANSIENT, significant=True)],
+        auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
+    )
+    events = sup.subscribe()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await kids.exit("s")
+    seen = []
+    while True:
+        try:
+            seen.append(events.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert isinstance(seen[-1], SupervisorAutoShutdown)
+    assert seen[-1].child_id == "s"
+
+
+async def test_starts_and_orderly_exits_log_at_debug(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    kids = Kids()
+    with caplog.at_level(logging.DEBUG, logger="nursemaid.supervisor"):
+        async with open_supervisor([kids.spec("a")], name="s"):
+            pass
+    contexts = [(r.levelno, getattr(r, "context", None)) for r in caplog.records]
+    assert contexts == [(logging.DEBUG, "progress"), (logging.DEBUG, "child_terminated")]
