@@ -1,6 +1,7 @@
 """A real supervisor against a small reference model of OTP's semantics.
 
-Hypothesis draws a supervisor (strategy, intensity, period, initial children)
+Hypothesis draws a supervisor (strategy, intensity, period, auto_shutdown, initial
+children, some significant)
 and a sequence of operations: crashes, normal exits, failing starts, clock
 advances and the dynamic calls (start_child, terminate_child, restart_child,
 delete_child). Each example is one ``trio.run`` on ``MockClock(autojump_threshold=0)``
@@ -29,6 +30,7 @@ from trio.testing import MockClock
 
 from integration.test_supervisor_suite import Kids  # the scripted children, shared
 from nursemaid import (
+    AutoShutdown,
     ChildNotFound,
     ChildRunning,
     ChildState,
@@ -36,6 +38,7 @@ from nursemaid import (
     RestartIntensityExceeded,
     StartError,
     Strategy,
+    UsageError,
     open_supervisor,
 )
 
@@ -51,6 +54,7 @@ class ModelChild:
     id: str
     restart: Restart
     state: ChildState
+    significant: bool = False
 
 
 @attrs.define
@@ -61,6 +65,8 @@ class OtpModel:
     intensity: int
     period: int
     children: list[ModelChild]
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    stopped: bool = False  # by an auto-shutdown: calls now fail
     now: int = 0
     restarts: list[int] = attrs.Factory(list)
     fail: dict[str, int] = attrs.Factory(dict)
@@ -97,6 +103,14 @@ class OtpModel:
         if not restart:
             if child.restart is TMP:
                 self.children.remove(child)
+            # do_auto_shutdown: a significant sibling counts unless its pid is undefined
+            others = any(c.significant and c.state is not STOPPED for c in self.children)
+            if child.significant and (
+                self.auto_shutdown is AutoShutdown.ANY_SIGNIFICANT
+                or (self.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT and not others)
+            ):
+                self.shutdown()
+                self.stopped = True
             return
         self.restart(child)
         self.drain()
@@ -140,14 +154,18 @@ class OtpModel:
         self.children = [c for c in self.children if c.restart is not TMP]
 
     # calls
-    def start_child(self, id: str, restart: Restart) -> str:
-        child = ModelChild(id, restart, STOPPED)
+    def start_child(self, id: str, restart: Restart, significant: bool = False) -> str:
+        if self.stopped:
+            return "UsageError"
+        child = ModelChild(id, restart, STOPPED, significant)
         if not self.start(child):
             return "StartError"
         self.children.append(child)
         return "ok"
 
     def terminate_child(self, id: str) -> str:
+        if self.stopped:
+            return "UsageError"
         child = self.find(id)
         if child is None:
             return "ChildNotFound"
@@ -157,6 +175,8 @@ class OtpModel:
         return "ok"
 
     def restart_child(self, id: str) -> str:
+        if self.stopped:
+            return "UsageError"
         child = self.find(id)
         if child is None:
             return "ChildNotFound"
@@ -165,6 +185,8 @@ class OtpModel:
         return "ok" if self.start(child) else "StartError"
 
     def delete_child(self, id: str) -> str:
+        if self.stopped:
+            return "UsageError"
         child = self.find(id)
         if child is None:
             return "ChildNotFound"
@@ -182,7 +204,7 @@ ops = st.one_of(
     st.tuples(st.just("exit"), st.integers(0, 7)),
     st.tuples(st.just("fail_next_start"), st.integers(0, 7)),
     st.tuples(st.just("advance"), st.integers(1, 4)),
-    st.tuples(st.just("start_child"), restarts),
+    st.tuples(st.just("start_child"), st.tuples(restarts, st.booleans())),
     st.tuples(st.just("terminate_child"), st.integers(0, 7)),
     st.tuples(st.just("restart_child"), st.integers(0, 7)),
     st.tuples(st.just("delete_child"), st.integers(0, 7)),
@@ -193,7 +215,8 @@ ops = st.one_of(
     strategy=st.sampled_from(list(Strategy)),
     intensity=st.integers(0, 4),
     period=st.integers(1, 6),
-    initial=st.lists(restarts, min_size=1, max_size=4),
+    auto_shutdown=st.sampled_from(list(AutoShutdown)),
+    initial=st.lists(st.tuples(restarts, st.booleans()), min_size=1, max_size=4),
     operations=st.lists(ops, max_size=25),
     _random=st.random_module(),
 )
@@ -201,17 +224,23 @@ def test_supervisor_matches_the_otp_model(
     strategy: Strategy,
     intensity: int,
     period: int,
-    initial: list[Restart],
+    auto_shutdown: AutoShutdown,
+    initial: list[tuple[Restart, bool]],
     operations: list[tuple[str, Any]],
     _random: Any,  # noqa: PT019 - hypothesis seeds random (Trio scheduling) through it
 ) -> None:
+    def can_be_significant(restart: Restart, wanted: bool) -> bool:
+        return wanted and restart is not P and auto_shutdown is not AutoShutdown.NEVER
+
     kids = Kids()
-    specs = [kids.spec(f"c{n}", restart) for n, restart in enumerate(initial)]
+    initial = [(r, can_be_significant(r, s)) for r, s in initial]
+    specs = [kids.spec(f"c{n}", r, significant=s) for n, (r, s) in enumerate(initial)]
     model = OtpModel(
         strategy,
         intensity,
         period,
-        [ModelChild(f"c{n}", restart, STOPPED) for n, restart in enumerate(initial)],
+        [ModelChild(f"c{n}", r, STOPPED, s) for n, (r, s) in enumerate(initial)],
+        auto_shutdown,
     )
     for child in model.children:
         model.start(child)
@@ -246,8 +275,10 @@ def test_supervisor_matches_the_otp_model(
         if verb == "start_child":
             id = f"c{next_id}"
             next_id += 1
-            expected = model.start_child(id, arg)
-            return await outcome(sup.start_child(kids.spec(id, arg)), expected)
+            restart, significant = arg[0], can_be_significant(*arg)
+            expected = model.start_child(id, restart, significant)
+            spec = kids.spec(id, restart, significant=significant)
+            return await outcome(sup.start_child(spec), expected)
         target = pick(arg, known) or "nobody"
         expected = getattr(model, verb)(target)
         return await outcome(getattr(sup, verb)(target), expected)
@@ -256,7 +287,7 @@ def test_supervisor_matches_the_otp_model(
         try:
             await call
             got = "ok"
-        except (StartError, ChildNotFound, ChildRunning) as exc:
+        except (StartError, ChildNotFound, ChildRunning, UsageError) as exc:
             got = type(exc).__name__
         await trio.testing.wait_all_tasks_blocked()
         assert got == expected
@@ -265,7 +296,11 @@ def test_supervisor_matches_the_otp_model(
     async def scenario() -> None:
         try:
             async with open_supervisor(
-                specs, strategy=strategy, intensity=intensity, period=period
+                specs,
+                strategy=strategy,
+                intensity=intensity,
+                period=period,
+                auto_shutdown=auto_shutdown,
             ) as sup:
                 for op in operations:
                     note(f"{op!r}")
@@ -277,7 +312,8 @@ def test_supervisor_matches_the_otp_model(
                         (c.id, c.state) for c in model.children
                     ]
                     assert kids.running() == model.running()
-                model.shutdown()
+                if not model.stopped:
+                    model.shutdown()
             final["result"] = "stopped"
         except RestartIntensityExceeded:
             final["result"] = "RestartIntensityExceeded"

@@ -706,8 +706,11 @@ class Supervisor:
         self._report_exit(child, inc, stopped=False)
         if decide(child.spec.restart, inc.kind) is Decision.FORGET:
             self._forget(child)
+            # OTP counts a significant sibling as alive unless its pid is
+            # undefined: a restarting one (pid {restarting, _}) is alive.
             still = any(
-                c.spec.significant and c.incarnation is not None for c in self._children.values()
+                c.spec.significant and c.state is not ChildState.STOPPED
+                for c in self._children.values()
             )
             if auto_shutdown_due(self._flags.auto_shutdown, child.spec.significant, still):
                 if self._subscribers:
