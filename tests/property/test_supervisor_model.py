@@ -1,11 +1,11 @@
 """A real supervisor against a small reference model of OTP's semantics.
 
 Hypothesis draws a supervisor (strategy, intensity, period, auto_shutdown, initial
-children, some significant)
-and a sequence of operations: crashes, normal exits, failing starts, clock
-advances and the dynamic calls (start_child, terminate_child, restart_child,
-delete_child). Each example is one ``trio.run`` on ``MockClock(autojump_threshold=0)``
-with ``st.random_module()`` drawn, so Trio's scheduler order varies reproducibly.
+children, some significant) and a sequence of operations: crashes, normal exits,
+failing starts, clock advances and the dynamic calls (start_child,
+terminate_child, restart_child, delete_child). Each example is one ``trio.run``
+on ``MockClock(autojump_threshold=0)`` with ``st.random_module()`` drawn, so
+Trio's scheduler order varies reproducibly.
 After every operation the log of starts, stops, crashes and exits (in order), the
 outcome of the call and ``which_children`` must equal the model's; at the end so
 must the final error.

@@ -1070,7 +1070,9 @@ async def open_supervisor(
             block is cancelled).
 
     Exceptions come out as themselves, never wrapped in an exception group:
-    the block's own exception, or the supervisor's one named error.
+    the block's own exception, or the supervisor's one named error. If the
+    supervisor stops by itself without an error (an auto-shutdown), the block
+    is not cancelled: it runs on, and calls on the supervisor raise ``UsageError``.
     """
     supervisor = Supervisor(children, **options)
     try:
