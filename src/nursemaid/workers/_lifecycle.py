@@ -77,6 +77,11 @@ class WorkerState(enum.Enum):
     FAILED = "failed"
     """It died, or never came up, on its own. Terminal."""
 
+    # Members are singletons compared by identity, so identity hashing is correct;
+    # it makes each lookup in the table (the pool's hot path does several per
+    # checkout) a C call instead of Enum's Python-level hash of the member's name.
+    __hash__ = object.__hash__
+
 
 class WorkerEvent(enum.Enum):
     """What can happen to a worker; the second key of :data:`TRANSITIONS`."""
@@ -99,6 +104,8 @@ class WorkerEvent(enum.Enum):
     """It died on its own (process exited, connection lost)."""
     EXIT = "exit"
     """Its close sequence finished and it was reaped."""
+
+    __hash__ = object.__hash__  # as WorkerState's: identity, computed in C
 
 
 _S = WorkerState
