@@ -304,7 +304,9 @@ class PoolStatistics:
         starting: workers spawning or handshaking.
         stopping: workers running their close sequence (not counted in ``size``).
         waiting: clients queued for a worker.
-        restarts: workers replaced after a crash, a failed start or a removal.
+        restarts: workers lost to a crash, a failed start or a removal, and
+            replaced (at once in an eager pool; on demand in a lazy one).
+            Recycling by ``idle_timeout`` in a lazy pool is shrinking, not counted.
         workers: every worker that has not finished, by id.
         checkouts: leases granted so far.
         waits: how many of those had to queue.
