@@ -233,6 +233,11 @@ class TrioStateMachine(Generic[S]):
             :data:`DEFAULT_AVERAGE_STEPS`.
         step_timeout: a rule still running after this many seconds (of the run's
             clock) fails the example. Default :data:`DEFAULT_STEP_TIMEOUT`.
+        swarm: *swarm testing* (default True): each run first draws a subset of
+            rules to switch off (shrinking towards none), so some runs hammer a
+            few rules hard instead of spreading thin over all of them (the
+            technique hypothesis's own state machines use). A rule is only
+            switched off while some other enabled rule is on.
     """
 
     setup: Setup | None = None
@@ -241,6 +246,7 @@ class TrioStateMachine(Generic[S]):
     max_steps: int = DEFAULT_MAX_STEPS
     average_steps: int = DEFAULT_AVERAGE_STEPS
     step_timeout: float = DEFAULT_STEP_TIMEOUT
+    swarm: bool = True
     rules: list[Rule] = attrs.field(factory=list)
     invariants: list[Callable[[S], object]] = attrs.field(factory=list)
     teardowns: list[Callable[[S], Awaitable[object]]] = attrs.field(factory=list)
@@ -372,6 +378,17 @@ class TrioStateMachine(Generic[S]):
     async def _main(self, data: st.DataObject, harness: Harness) -> None:
         setup: Setup = self.setup if self.setup is not None else _harness_as_state
         harness.log.append(f"# {self.name}: `state` is what setup yielded")
+        off: frozenset[str] = frozenset()
+        if self.swarm and len(self.rules) > 1:
+            names = [rule.name for rule in self.rules]
+            off = frozenset(
+                data.draw(
+                    st.sets(st.sampled_from(names), max_size=len(names) - 1),
+                    "rules switched off for this run",
+                )
+            )
+            if off:
+                harness.note(f"swarm: rules switched off for this run: {sorted(off)}")
         async with setup(harness) as state:
             async with trio.open_nursery() as nursery:
                 harness._nursery = nursery
@@ -386,6 +403,8 @@ class TrioStateMachine(Generic[S]):
                     if not enabled:
                         harness.note("no rule is enabled: the run ends")
                         break
+                    # Swarm testing: prefer the rules this run has not switched off.
+                    enabled = [rule for rule in enabled if rule.name not in off] or enabled
                     step = data.draw(
                         _next_step(enabled, state, self.average_steps), f"step {number}"
                     )
