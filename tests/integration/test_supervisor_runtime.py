@@ -326,6 +326,7 @@ async def test_start_error_carries_the_worker_details(autojump_clock: MockClock)
         async with open_supervisor([ChildSpec("w", dies)]):
             pass  # pragma: no cover
     assert (info.value.returncode, info.value.stderr_tail, info.value.pid) == (3, "boom\n", 42)
+    assert str(info.value).count("boom") == 1  # the stderr tail is shown once
 
 
 # ------------------------------------------------------------------ registry

@@ -797,14 +797,17 @@ class Supervisor:
 
     def _start_error(self, child: _Child, reason: BaseException) -> StartError:
         details: dict[str, Any] = {}
+        why = repr(reason)
         if isinstance(reason, WorkerError):
+            # StartError appends the exit status and stderr tail itself: say them once.
             details = {
                 "returncode": reason.returncode,
                 "stderr_tail": reason.stderr_tail,
                 "pid": reason.pid,
             }
+            why = f"{type(reason).__name__}: {str(reason).splitlines()[0].split(' (returncode')[0]}"
         error = StartError(
-            f"supervisor {self.name!r} could not start child {child.spec.id!r}: {reason!r}",
+            f"supervisor {self.name!r} could not start child {child.spec.id!r}: {why}",
             child_id=child.spec.id,
             reason=reason,
             **details,
