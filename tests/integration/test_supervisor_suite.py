@@ -422,13 +422,29 @@ async def test_multiple_restarts(autojump_clock: MockClock) -> None:
     assert isinstance(info.value.reason, Crash)
 
 
-async def test_restarts_outside_the_period_are_forgotten(autojump_clock: MockClock) -> None:
+async def test_restart_intensity_forgets_restarts_older_than_period(
+    autojump_clock: MockClock,
+) -> None:
     kids = Kids()
     async with open_supervisor([kids.spec("child1")], intensity=1, period=10) as sup:
         for _ in range(5):
             await kids.crash("child1")
             await trio.sleep(11)
         assert sup.which_children()[0].restarts == 5
+
+
+async def test_restart_intensity_follows_the_worked_timeline(autojump_clock: MockClock) -> None:
+    # docs/supervision.md: intensity 3, period 5; crashes at 0, 1, 2, 6, 6.5 are
+    # restarted, the one at 7 is the fourth within 5 s and stops the supervisor.
+    kids = Kids()
+    start = trio.current_time()
+    with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
+        async with open_supervisor([kids.spec("a")], intensity=3, period=5.0):
+            for at in (0, 1, 2, 6, 6.5, 7):
+                await trio.sleep(start + at - trio.current_time())
+                await kids.crash("a")
+            pytest.fail("the sixth crash must stop the supervisor")  # pragma: no cover
+    assert [t - start for t in info.value.restarts] == [2, 6, 6.5, 7]
 
 
 async def test_one_for_one(autojump_clock: MockClock) -> None:
