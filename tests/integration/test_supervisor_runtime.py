@@ -267,10 +267,11 @@ async def test_stop_is_idempotent(autojump_clock: MockClock) -> None:
 
 async def test_block_exception_comes_out_unchanged(autojump_clock: MockClock) -> None:
     kids = Kids()
-    with pytest.raises(KeyError, match="mine"):
+    with pytest.raises(KeyError, match="mine") as info:
         async with open_supervisor([kids.spec("a"), kids.spec("b")]):
             raise KeyError("mine")
     assert kids.take()[-2:] == [("stop", "b"), ("stop", "a")]
+    assert info.value.__context__ is None  # no group left behind in the chain
 
 
 async def test_intensity_exceeded_comes_out_alone_not_in_a_group(

@@ -46,7 +46,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 import trio
@@ -306,6 +306,18 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     return group.exceptions[0] if len(group.exceptions) == 1 else None
 
 
+def _raise_alone(exc: BaseException) -> NoReturn:
+    """Raise *exc* out of its group's handler with its own chain untouched.
+
+    A bare ``raise exc`` there would make the group its ``__context__``.
+    """
+    chain = (exc.__cause__, exc.__context__, exc.__suppress_context__)
+    try:
+        raise exc
+    finally:
+        exc.__cause__, exc.__context__, exc.__suppress_context__ = chain
+
+
 # ------------------------------------------------------------------ Supervisor
 
 
@@ -508,7 +520,7 @@ class Supervisor:
             single = _single(group)
             if single is None:
                 raise
-            raise single from single.__cause__
+            _raise_alone(single)
         finally:
             self._end()
         if isinstance(ending, BaseException):
@@ -1089,4 +1101,4 @@ async def open_supervisor(
         single = _single(group)
         if single is None:
             raise
-        raise single from single.__cause__
+        _raise_alone(single)
