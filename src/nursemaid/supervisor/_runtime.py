@@ -166,8 +166,10 @@ class _Status(enum.Enum):
     STOPPING = "stopping"  # stopping every child; calls are refused
 
 
-class _Incarnation(trio.TaskStatus[Any]):
-    """One run of a child's task; also the ``task_status`` that child receives.
+class _Incarnation:
+    """One run of a child's task; also the ``task_status`` that child receives
+    (it has ``started``, which is all of :class:`trio.TaskStatus`; not subclassed,
+    so that ``__slots__`` keeps it small).
 
     Invariant: ``child.incarnation is self`` while the supervisor considers this
     run current. The start timeout is the deadline of the child's own scope until
