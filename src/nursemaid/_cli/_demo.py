@@ -364,6 +364,9 @@ class _Run:
             checkout_timeout=self.config.checkout_timeout,
             intensity=POOL_INTENSITY,
             name="demo",
+            # Also the ports' own grace: a worker the pool replaces after a client's
+            # lease may be started from that client's task, outside this child.
+            shutdown=self.config.shutdown,
         ) as pool:
             self.chaos.unrecovered.clear()  # a new pool numbers its workers from 0 again
             pool.subscribe(self.chaos.see)

@@ -137,17 +137,17 @@ class RichDisplay:
         self._live.__exit__(exc_type, exc, tb)
 
     def update(self, snapshot: Snapshot) -> None:
-        self._live.update(self._render(snapshot), refresh=True)
+        self._live.update(self._render(snapshot, self._console.width), refresh=True)
 
     @staticmethod
-    def _render(snapshot: Snapshot) -> Any:
+    def _render(snapshot: Snapshot, width: int) -> Any:
         from rich.markup import escape
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
         table = Table(title="nursemaid demo: a supervised pool under fire", show_header=False)
-        table.add_column(style="bold")
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=76)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
         if snapshot.stopping:
             table.add_row("time", "draining: finishing the requests in flight")
         else:
@@ -161,7 +161,11 @@ class RichDisplay:
         table.add_row("restarts", f"{snapshot.restarts:,}")
         table.add_row("workers", _counts(snapshot.states))
         if snapshot.recent:
-            recent = "\n".join((line.splitlines() or [""])[0] for line in snapshot.recent)
+            room = max(20, width - 24)  # what the label column and borders leave
+            lines = ((line.splitlines() or [""])[0] for line in snapshot.recent)
+            recent = "\n".join(
+                line if len(line) <= room else line[: room - 1] + "…" for line in lines
+            )
             table.add_row("recent log", f"[dim]{escape(recent)}")
         return table
 
