@@ -36,9 +36,8 @@ from nursemaid.testing import (
     run_client_schedule,
 )
 
-test_public_machine_on_a_lazy_pool_of_two = pool_state_machine(size=2, lazy=True).test(
-    settings(max_examples=25)
-)
+# The pool's own shapes (lazy of one and two, eager of three) run in
+# tests/property/test_pool_machine.py; here: extension, real processes, strategies.
 
 
 def test_users_extend_the_machine_with_their_own_rules_and_invariants() -> None:
