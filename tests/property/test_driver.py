@@ -286,3 +286,19 @@ def test_teardown_runs_after_the_last_step_with_background_tasks_alive() -> None
     assert alive_at_teardown
     assert all(alive == started for alive, started in alive_at_teardown)
     assert counts["alive"] == 0
+
+
+def test_teardown_hook_that_never_returns_fails_with_a_clear_message() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="stuck end", step_timeout=5.0)
+
+    @machine.rule()
+    async def noop(harness: Harness) -> None:
+        pass
+
+    @machine.teardown
+    async def wait_forever(harness: Harness) -> None:
+        await trio.sleep_forever()
+
+    failure = _failure_of(machine.test(settings(max_examples=3, database=None)))
+    assert "teardown hook 'wait_forever' did not return within 5.0 s" in str(failure)
+    assert _log(failure).rstrip().endswith("await wait_forever(state)  # teardown")

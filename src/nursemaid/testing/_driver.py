@@ -416,18 +416,20 @@ class TrioStateMachine(Generic[S]):
                 harness.step = 0
                 for hook in self.teardowns:
                     harness.log.append(f"await {_name(hook)}(state)  # teardown")
-                    with trio.fail_after(self.step_timeout):
-                        await hook(state)
+                    await self._bounded(_name(hook), "teardown hook", hook(state))
                 nursery.cancel_scope.cancel()
             harness._nursery = None
 
     async def _run_step(self, step: _Step, state: S) -> None:
+        await self._bounded(step.rule.name, "rule", step.rule.function(state, **step.arguments))
+
+    async def _bounded(self, name: str, what: str, call: Awaitable[object]) -> None:
         try:
             with trio.fail_after(self.step_timeout):
-                await step.rule.function(state, **step.arguments)
+                await call
         except trio.TooSlowError:
             raise AssertionError(
-                f"rule {step.rule.name!r} did not return within {self.step_timeout!r} s of the "
+                f"{what} {name!r} did not return within {self.step_timeout!r} s of the "
                 "run's clock; if it waits for something a later step does, start it in the "
                 "background with harness.start_soon() instead"
             ) from None
