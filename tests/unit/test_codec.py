@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -148,6 +149,21 @@ def test_json_decode_accepts_bytes_like_payloads(codec: JsonCodec) -> None:
 
 def test_auto_backend_prefers_orjson_when_installed() -> None:
     assert JsonCodec().backend == ("orjson" if HAS_ORJSON else "json")
+
+
+def test_auto_backend_falls_back_to_the_stdlib_without_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
+    codec = JsonCodec()
+    assert codec.backend == "json"
+    assert codec.decode(codec.encode({"a": [1]})) == {"a": [1]}
+
+
+def test_orjson_backend_without_orjson_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    with pytest.raises(ImportError):
+        JsonCodec(backend="orjson")
 
 
 def test_unknown_backend_is_a_value_error() -> None:

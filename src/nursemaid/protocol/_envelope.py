@@ -457,8 +457,8 @@ class CommandEnvelope:
         if type(obj.get(w.ID)) is int and obj.get(w.SUCCESS) is True:  # fast path
             return Reply(obj[w.ID], obj.get(w.RESULT))
         wire = _structure(obj, _WireCommandReply, "reply", _COMMAND_REPLY_SHAPE, payload)
-        if wire.success:
-            return Reply(wire.id, wire.result)
+        # Well-formed and not taken by the fast path: so it is a failure.
+        assert wire.success is False
         return self._error_reply(wire.id, wire.error, payload)
 
     def _error_reply(self, reply_id: int, error: JSON, payload: bytes) -> ErrorReply:
