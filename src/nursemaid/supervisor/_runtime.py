@@ -198,8 +198,9 @@ class _Incarnation:
         self.scope = trio.CancelScope(shield=True)
         self.phase = _Phase.STARTING
         self.handle: object = None
-        self.settled = trio.Event()  # set by started() or by the task ending
-        self.done = trio.Event()  # set when the task has ended
+        # Both made only while someone waits (memory per child matters):
+        self.settled: trio.Event | None = trio.Event()  # started() or the task ended
+        self.done: trio.Event | None = None  # the task ended (made by a stopper)
         self.kind = ExitKind.NORMAL
         self.exception: BaseException | None = None
         self.registered = False
@@ -218,7 +219,8 @@ class _Incarnation:
         self.handle = value
         self.started_called = True
         self.phase = _Phase.RUNNING
-        self.settled.set()
+        if self.settled is not None:
+            self.settled.set()
 
     def __repr__(self) -> str:
         return f"<task status of child {self.child.spec.id!r}>"
@@ -632,8 +634,10 @@ class Supervisor:
             inc.registered = False
         self_exit = judge and inc.phase is _Phase.RUNNING
         inc.phase = _Phase.EXITED
-        inc.settled.set()
-        inc.done.set()
+        if inc.settled is not None:
+            inc.settled.set()
+        if inc.done is not None:
+            inc.done.set()
         if self_exit:
             self._post(_Exited(inc))
 
@@ -653,7 +657,9 @@ class Supervisor:
             inc.scope.deadline = trio.current_time() + spec.start_timeout
         child.incarnation = inc
         self._nursery.start_soon(self._run_child, inc, name=f"nursemaid child {spec.id!r}")
+        assert inc.settled is not None
         await inc.settled.wait()
+        inc.settled = None  # nobody waits for it again
         if inc.started_called:
             child.state = ChildState.RUNNING
             child.starts += 1
@@ -688,10 +694,14 @@ class Supervisor:
         return reason
 
     async def _stop_incarnation(self, inc: _Incarnation) -> None:
-        if inc.phase is not _Phase.EXITED:
+        if inc.phase is _Phase.EXITED:
+            return
+        if inc.phase is not _Phase.STOPPING:
             inc.phase = _Phase.STOPPING
             inc.context.request_stop(trio.current_time())
             inc.scope.cancel()
+        if inc.done is None:
+            inc.done = trio.Event()
         await inc.done.wait()
 
     async def _terminate(self, child: _Child) -> None:
