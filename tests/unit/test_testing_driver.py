@@ -63,3 +63,8 @@ def test_background_nursery_is_unavailable_before_setup_yields() -> None:
 
 def test_test_function_is_named_after_the_machine() -> None:
     assert TrioStateMachine(name="Pool: lazy").test().__name__ == "test_pool__lazy"
+
+
+def test_rules_given_to_the_constructor_are_checked_like_decorated_ones() -> None:
+    with pytest.raises(ValueError, match="'m' already has a rule named 'noop'"):
+        TrioStateMachine(name="m", rules=[Rule(noop), Rule(noop)])

@@ -168,14 +168,17 @@ class Harness:
             )
         return self._nursery
 
-    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    def start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> None:
         """Start ``async_fn(*args)`` in the background nursery, and log it.
 
-        An exception escaping the task fails the example (with the step log).
+        As :meth:`trio.Nursery.start_soon` (``name`` included). An exception
+        escaping the task fails the example (with the step log).
         """
-        name = getattr(async_fn, "__name__", repr(async_fn))
-        self.note(f"started in the background: {name}")
-        self.nursery.start_soon(async_fn, *args)
+        shown = name if name is not None else getattr(async_fn, "__name__", repr(async_fn))
+        self.note(f"started in the background: {shown}")
+        self.nursery.start_soon(async_fn, *args, name=name)
 
     def note(self, comment: str) -> None:
         """Add ``# comment`` to the step log (shown only if the example fails)."""
@@ -252,6 +255,9 @@ class TrioStateMachine(Generic[S]):
     teardowns: list[Callable[[S], Awaitable[object]]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
+        given_rules, self.rules = self.rules, []
+        for rule in given_rules:
+            self.add_rule(rule)  # the same checks as the decorator
         if self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0 (got {self.max_steps!r})")
         if self.average_steps < 1:
