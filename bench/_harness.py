@@ -17,7 +17,7 @@ Rules:
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import statistics
 import sys
 import time
@@ -29,22 +29,19 @@ ANCHORS = Path(__file__).resolve().parent.parent.parent / "shared" / "anchors"
 
 
 def _load_anchors() -> ModuleType:
-    path = ANCHORS / "peers_bench.py"
-    if not path.is_file():
+    if not (ANCHORS / "peers_bench.py").is_file():
         raise ImportError(
-            f"the benchmarks need the anchors' harness at {path} (../shared/anchors beside "
-            f"the repository); see ../shared/anchors/RESULTS.md"
+            f"the benchmarks need the anchors' harness at {ANCHORS / 'peers_bench.py'} "
+            f"(../shared/anchors beside the repository); see ../shared/anchors/RESULTS.md"
         )
-    spec = importlib.util.spec_from_file_location("peers_bench", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peers_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    # On sys.path (not loaded from a file spec) so that process pools, whose
+    # workers unpickle peers_bench.echo by name, can import it too.
+    if str(ANCHORS) not in sys.path:
+        sys.path.append(str(ANCHORS))
+    return importlib.import_module("peers_bench")
 
 
-peers: ModuleType = sys.modules.get("peers_bench") or _load_anchors()
+peers: ModuleType = _load_anchors()
 """The anchors' ``peers_bench`` module: its ``bench_raw``, ``bench_trio_proc``,
 ``bench_trio_parallel``, ``PAYLOAD``, ``WORKER`` (the stdlib echo worker) and more."""
 
