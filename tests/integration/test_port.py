@@ -335,6 +335,13 @@ async def test_program_that_cannot_be_started_raises_start_error() -> None:
     assert isinstance(info.value.reason, FileNotFoundError)
 
 
+async def test_missing_working_directory_raises_start_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(StartError, match="no-such-dir"):
+        async with open_port(CALC, cwd=missing):
+            pass  # pragma: no cover
+
+
 async def test_argv_given_as_a_string_is_refused_because_there_is_no_shell() -> None:
     with pytest.raises(TypeError, match="never runs a shell"):
         async with open_port("python worker.py"):  # type: ignore[arg-type]

@@ -881,9 +881,7 @@ async def open_port(
             cwd=cwd,
         )
     except OSError as exc:
-        raise StartError(
-            f"could not start worker {args[0]!r}: {exc.strerror or exc}", reason=exc
-        ) from exc
+        raise StartError(f"could not start worker {args[0]!r}: {exc}", reason=exc) from exc
     try:
         port = Port(
             process,
