@@ -68,7 +68,7 @@ def assert_clean(report: dict[str, Any]) -> None:
 def test_demo_serves_requests_survives_every_fault_and_loses_nothing() -> None:
     env, marker = marked_env()
     done = subprocess.run(
-        demo_command("--duration", "3", "--json", "--seed", "7", "--fault-rate", "0.03"),
+        demo_command("--duration", "3", "--json", "--seed", "7", "--fault-rate", "0.1"),
         capture_output=True,
         text=True,
         env=env,
