@@ -186,6 +186,7 @@ def _loop(
     read, write = os.read, os.write
     loads = json.loads
     receive_data, next_frame = decoder.receive_data, decoder.next_frame
+    limit = min(max_frame, (1 << (8 * packet)) - 1)  # beyond it, encode_frame says why
     while True:
         try:
             payload = next_frame()
@@ -204,22 +205,33 @@ def _loop(
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too
             _fatal(f"a frame is not a JSON request ({exc}): {bytes(payload[:60])!r}")
         reply, stop = _answer(table, request, payload)
+        size = len(reply)
+        if size <= limit:
+            frame = size.to_bytes(packet, "big") + reply
+        else:
+            frame = _too_large(request[wire.ID], reply, packet, max_frame)
         try:
-            frame = encode_frame(reply, packet=packet, max_frame=max_frame)
-        except Exception as exc:  # LocalProtocolError: the reply is too large
-            frame = encode_frame(
-                _error_reply(request[wire.ID], "LocalProtocolError", str(exc), ""),
-                packet=packet,
-                max_frame=max_frame,
-            )
-        try:
-            view = memoryview(frame)
-            while view:
-                view = view[write(out_fd, view) :]
+            written = write(out_fd, frame)
+            while written < len(frame):  # rare: a reply larger than the pipe's buffer
+                written += write(out_fd, memoryview(frame)[written:])
         except BrokenPipeError:
             return
         if stop:
             return
+
+
+def _too_large(request_id: int, reply: bytes, packet: int, max_frame: int) -> bytes:
+    """The frame to send instead of a *reply* over max_frame: an error reply, if it fits."""
+    try:
+        encode_frame(reply, packet=packet, max_frame=max_frame)
+    except Exception as exc:  # LocalProtocolError, saying why
+        error = _error_reply(request_id, "LocalProtocolError", str(exc), "")
+    else:  # pragma: no cover - callers only come here for a reply that does not fit
+        raise AssertionError("_too_large called for a reply that fits")
+    try:
+        return encode_frame(error, packet=packet, max_frame=max_frame)
+    except Exception as exc:
+        _fatal(f"not even an error reply fits in max_frame={max_frame}: {exc}")
 
 
 def _answer(table: dict[str, Any], request: Any, payload: bytes) -> tuple[bytes, bool]:
