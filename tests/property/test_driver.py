@@ -302,3 +302,37 @@ def test_teardown_hook_that_never_returns_fails_with_a_clear_message() -> None:
     failure = _failure_of(machine.test(settings(max_examples=3, database=None)))
     assert "teardown hook 'wait_forever' did not return within 5.0 s" in str(failure)
     assert _log(failure).rstrip().endswith("await wait_forever(state)  # teardown")
+
+
+def test_invariant_returning_false_names_itself_and_the_step() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="false")
+
+    @machine.rule()
+    async def step(harness: Harness) -> None:
+        pass
+
+    @machine.invariant
+    def holds_only_before_the_first_step(harness: Harness) -> bool:
+        return harness.step == 0
+
+    failure = _failure_of(machine.test(settings(max_examples=10, database=None)))
+    assert str(failure) == "invariant 'holds_only_before_the_first_step' does not hold after step 1"
+
+
+def test_run_ends_when_no_rule_is_enabled() -> None:
+    ran: list[int] = []
+    notes: list[bool] = []
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="once")
+
+    @machine.rule(precondition=lambda harness: not ran)
+    async def only_once(harness: Harness) -> None:
+        ran.append(harness.step)
+
+    @machine.teardown
+    async def reset(harness: Harness) -> None:
+        assert len(ran) <= 1
+        notes.append("# no rule is enabled: the run ends" in harness.log)
+        ran.clear()
+
+    machine.test(settings(max_examples=20, database=None))()
+    assert any(notes)
