@@ -47,6 +47,23 @@ async def test_healthy_worker_answers_every_op(nursemaid_leak_check: LeakCheck) 
             assert await port.request("echo", "still serving") == "still serving"
 
 
+async def test_init_delay_only_delays_and_sleep_answers_null() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(worker("--init-delay", "0.05")) as port:
+            assert await port.request("ping") == "pong"
+            assert await port.request("sleep", 0.01) is None
+            assert await port.request("count") == 1
+
+
+@pytest.mark.slow
+async def test_hang_op_never_answers() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(worker(), shutdown=0.2) as port:
+            with pytest.raises(RequestTimeout):
+                await port.request("hang", timeout=0.3)
+    assert "hanging (asked by the 'hang' op)" in port.stderr_tail()
+
+
 async def test_crash_after_n_requests_closes_the_port_with_exit_status_and_stderr() -> None:
     with trio.fail_after(BOUND):
         async with open_port(worker("--crash-after", "2")) as port:
