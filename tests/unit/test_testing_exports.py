@@ -43,3 +43,10 @@ def test_importing_nursemaid_testing_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("name", nursemaid.testing.__all__)
+def test_public_classes_and_functions_show_the_public_module(name: str) -> None:
+    obj = getattr(nursemaid.testing, name)
+    if isinstance(obj, type) or callable(obj):
+        assert obj.__module__ == "nursemaid.testing"

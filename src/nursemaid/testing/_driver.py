@@ -46,6 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from nursemaid._errors import UsageError
+from nursemaid.testing._public import show_public_module
 
 __all__ = [
     "DEFAULT_AVERAGE_STEPS",
@@ -483,3 +484,17 @@ def _name(function: object) -> str:
 
 def _identifier(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "machine"
+
+
+show_public_module(
+    globals(),
+    (
+        "DEFAULT_AVERAGE_STEPS",
+        "DEFAULT_MAX_STEPS",
+        "DEFAULT_STEP_TIMEOUT",
+        "Harness",
+        "Rule",
+        "TrioStateMachine",
+        "autojump_clock",
+    ),
+)

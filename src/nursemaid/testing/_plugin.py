@@ -38,6 +38,7 @@ import trio
 import trio.testing
 
 from nursemaid.testing._leaks import child_pids, describe_fds, open_fds
+from nursemaid.testing._public import show_public_module
 
 __all__ = [
     "EventCapture",
@@ -296,3 +297,6 @@ async def nursemaid_pool(
     at teardown.
     """
     return await nursemaid_open_pool(nursemaid_pool_worker, **nursemaid_pool_options)
+
+
+show_public_module(globals(), ("EventCapture", "LeakCheck"))

@@ -55,6 +55,7 @@ from nursemaid._errors import (
 )
 from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
 from nursemaid.testing._leaks import child_pids
+from nursemaid.testing._public import show_public_module
 from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
 from nursemaid.workers._pool import Pool, open_pool
 from nursemaid.workers._pool_core import SessionMoved
@@ -704,3 +705,19 @@ def pool_state_machine(
         assert all(c.outcome for c in world.clients)
 
     return machine
+
+
+show_public_module(
+    globals(),
+    (
+        "FAULT_WORKER",
+        "Handshake",
+        "PoolClient",
+        "PoolTarget",
+        "PoolWorld",
+        "PortTarget",
+        "ScriptedTarget",
+        "ScriptedWorkers",
+        "pool_state_machine",
+    ),
+)

@@ -21,6 +21,7 @@ import trio
 from hypothesis import strategies as st
 
 from nursemaid._errors import CheckoutTimeout, PoolClosed, RemoteError, WorkerError
+from nursemaid.testing._public import show_public_module
 from nursemaid.testing.fault_worker import DEFAULT_EXIT_CODE
 
 __all__ = [
@@ -253,3 +254,17 @@ async def run_client_schedule(
             await trio.sleep(visit.gap)
             nursery.start_soon(client, number, visit)
     return outcomes
+
+
+show_public_module(
+    globals(),
+    (
+        "FAULT_KINDS",
+        "ClientVisit",
+        "FaultPlan",
+        "LeaseEnd",
+        "client_schedules",
+        "fault_plans",
+        "run_client_schedule",
+    ),
+)
