@@ -283,6 +283,13 @@ async def test_text_on_stdout_is_reported_as_a_worker_that_wrote_to_stdout() -> 
                 await port.receive()
 
 
+async def test_replies_arriving_a_byte_at_a_time_are_reassembled() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("bytewise")) as port:
+            for value in ["a", {"b": [1, 2, 3]}, None, "x" * 300]:
+                assert await port.request("echo", value) == value
+
+
 async def test_reply_that_is_not_json_is_a_protocol_error() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("not-json")) as port:

@@ -9,6 +9,8 @@ argument picks a behaviour; ``--packet N`` picks the header size (default 4).
     truncated   after one frame, write half a frame, a line on stderr, and exit 3
     wrong-id    answer each JSON request with a reply whose id is the request's + 1000
     not-json    answer each frame with a frame that is not JSON
+    bytewise    answer each JSON request {id, args} with {id, result: args}, written
+                one byte per os.write (so the port sees frames in pieces)
     stubborn    ignore SIGTERM; echo frames; at end of file, keep running
     lingering   echo frames; at end of file, keep running (SIGTERM ends it)
     no-read     never read stdin (so writes to it fill the pipe); reply to nothing
@@ -83,6 +85,11 @@ def main() -> int:
             request = json.loads(payload)
             reply = {"id": request["id"] + 1000, "result": None}
             write_all(frame(json.dumps(reply).encode(), packet))
+        elif mode == "bytewise":
+            request = json.loads(payload)
+            reply = json.dumps({"id": request["id"], "result": request.get("args")})
+            for byte in frame(reply.encode(), packet):
+                os.write(1, bytes([byte]))
         elif mode == "not-json":
             write_all(frame(b"this is not json", packet))
         else:
