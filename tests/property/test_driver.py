@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import attrs
 import pytest
 import trio
-from hypothesis import seed, settings
+from hypothesis import Phase, seed, settings
 from hypothesis import strategies as st
 
 from nursemaid.testing import Harness, TrioStateMachine
@@ -124,6 +124,9 @@ def resource_machine(*, forget_cancelled_waiters: bool) -> TrioStateMachine[Reso
 
 
 QUICK = settings(max_examples=300, database=None)
+# For machines that fail at once: no "explain" phase (it reruns variations to
+# comment the report), which is most of the time such a test would take.
+FAILING = settings(max_examples=10, database=None, phases=[Phase.generate, Phase.shrink])
 
 
 def _failure_of(test: object) -> AssertionError:
@@ -141,6 +144,7 @@ def _steps(exc: BaseException) -> list[str]:
     return [line.strip() for line in log.splitlines() if line.strip().startswith("await ")]
 
 
+@pytest.mark.slow
 def test_correct_resource_passes() -> None:
     resource_machine(forget_cancelled_waiters=False).test(QUICK)()
 
@@ -221,7 +225,7 @@ def test_rule_waiting_on_a_later_step_fails_with_a_clear_message() -> None:
     async def wait_forever(harness: Harness) -> None:
         await trio.sleep_forever()
 
-    failure = _failure_of(machine.test(settings(max_examples=5, database=None)))
+    failure = _failure_of(machine.test(FAILING))
     assert "rule 'wait_forever' did not return within 5.0 s" in str(failure)
     assert "harness.start_soon()" in str(failure)
 
@@ -256,7 +260,7 @@ def test_background_task_crash_fails_the_example_with_the_step_log() -> None:
         harness.start_soon(crash)
 
     with pytest.raises(LookupError, match="boom") as info:
-        machine.test(settings(max_examples=5, database=None))()
+        machine.test(FAILING)()
     assert _steps(info.value) == ["await start_crashing_task(state)"]
 
 
@@ -299,7 +303,7 @@ def test_teardown_hook_that_never_returns_fails_with_a_clear_message() -> None:
     async def wait_forever(harness: Harness) -> None:
         await trio.sleep_forever()
 
-    failure = _failure_of(machine.test(settings(max_examples=3, database=None)))
+    failure = _failure_of(machine.test(FAILING))
     assert "teardown hook 'wait_forever' did not return within 5.0 s" in str(failure)
     assert _log(failure).rstrip().endswith("await wait_forever(state)  # teardown")
 
@@ -315,7 +319,7 @@ def test_invariant_returning_false_names_itself_and_the_step() -> None:
     def holds_only_before_the_first_step(harness: Harness) -> bool:
         return harness.step == 0
 
-    failure = _failure_of(machine.test(settings(max_examples=10, database=None)))
+    failure = _failure_of(machine.test(FAILING))
     assert str(failure) == "invariant 'holds_only_before_the_first_step' does not hold after step 1"
 
 
