@@ -16,6 +16,8 @@ trio_serve_1w/2w    a minimal hand-written Trio framed loop doing what
                     worker. **The target's baseline: Port.request ≥ 90 % of this.**
 port_1w / port_2w   ``await port.request("echo", args)`` to a ``serve`` worker (one
                     port per task, each task owning its port)
+port_raw_1w/2w      ``await port.send(frame); await port.receive()`` with
+                    ``codec="raw"`` to the echo worker: the port's transport alone
 tpar_1c / tpar_2c   ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)
 ==================  ===========================================================
 
@@ -103,6 +105,17 @@ def bench_trio_serve(workers: int, duration: float, serve_path: str) -> tuple[in
 
 def bench_port(workers: int, duration: float, serve_path: str) -> tuple[int, float]:
     """``Port.request`` to ``serve`` workers, one port per task."""
+    return _bench_port_loop(workers, duration, [sys.executable, serve_path], raw=False)
+
+
+def bench_port_raw(workers: int, duration: float) -> tuple[int, float]:
+    """``Port.send`` + ``Port.receive`` of raw bytes to the anchors' echo worker."""
+    return _bench_port_loop(workers, duration, [sys.executable, _harness.ECHO_WORKER], raw=True)
+
+
+def _bench_port_loop(
+    workers: int, duration: float, argv: Sequence[str], *, raw: bool
+) -> tuple[int, float]:
     import trio
 
     from nursemaid import open_port
@@ -115,18 +128,22 @@ def bench_port(workers: int, duration: float, serve_path: str) -> tuple[int, flo
 
         async def owner() -> None:
             nonlocal ready
-            async with open_port([sys.executable, serve_path]) as port:
-                request = port.request
+            async with open_port(argv, codec="raw" if raw else "json") as port:
+                request, send, receive = port.request, port.send, port.receive
+                payload = peers.PAYLOAD
+
+                async def step() -> object:
+                    if raw:
+                        await send(payload)
+                        return await receive()
+                    return await request("echo", ARGS)
+
                 for _ in range(WARMUP):
-                    await request("echo", ARGS)
+                    await step()
                 ready += 1
                 if ready == workers:
                     all_ready.set()
                 await go.wait()
-
-                async def step() -> object:
-                    return await request("echo", ARGS)
-
                 results.append(await _harness.timed_loop(step, duration))
 
         async with trio.open_nursery() as nursery:
@@ -226,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trio_serve_2w": lambda d: bench_trio_serve(2, d, serve_path),
             "port_1w": lambda d: bench_port(1, d, serve_path),
             "port_2w": lambda d: bench_port(2, d, serve_path),
+            "port_raw_1w": lambda d: bench_port_raw(1, d),
+            "port_raw_2w": lambda d: bench_port_raw(2, d),
         }
         try:
             import trio_parallel  # noqa: F401
@@ -255,11 +274,13 @@ ROWS = [
     ("trio_echo_1w", "minimal Trio loop, bytes only, echo worker", "raw_1w", ""),
     ("trio_serve_1w", "minimal Trio framed loop + JSON envelope, serve worker", "raw_1w", ""),
     ("port_1w", "Port.request, serve worker", "trio_serve_1w", "≥ 0.90"),
+    ("port_raw_1w", "Port.send + receive, raw bytes, echo worker", "trio_echo_1w", ""),
     ("tpar_1c", "trio_parallel.run_sync, 1 caller", "port_1w", ""),
     ("raw_2w", "raw blocking, 2 echo children from 2 threads", None, ""),
     ("trio_echo_2w", "minimal Trio loop, bytes only, 2 tasks", "raw_2w", ""),
     ("trio_serve_2w", "minimal Trio framed loop + JSON, 2 tasks", "raw_2w", ""),
     ("port_2w", "Port.request, 2 serve workers, 2 tasks", "trio_serve_2w", "≥ 0.90"),
+    ("port_raw_2w", "Port.send + receive, raw bytes, 2 echo workers", "trio_echo_2w", ""),
     ("tpar_2c", "trio_parallel.run_sync, 2 callers", "port_2w", ""),
 ]
 
@@ -298,13 +319,18 @@ def report(
                 ]
             )
         # the trio-parallel comparison the target is phrased in: port ÷ trio_parallel
-        for n, c in (("1w", "1c"), ("2w", "2c")):
-            if (mode, f"port_{n}") in median and (mode, f"tpar_{c}") in median:
-                factor = median[(mode, f"port_{n}")] / median[(mode, f"tpar_{c}")]
+        for row, n, c in (
+            ("port", "1w", "1c"),
+            ("port", "2w", "2c"),
+            ("port_raw", "1w", "1c"),
+            ("port_raw", "2w", "2c"),
+        ):
+            if (mode, f"{row}_{n}") in median and (mode, f"tpar_{c}") in median:
+                factor = median[(mode, f"{row}_{n}")] / median[(mode, f"tpar_{c}")]
                 rows.append(
                     [
-                        f"port_{n} ÷ tpar_{c}",
-                        "Port.request vs trio-parallel",
+                        f"{row}_{n} ÷ tpar_{c}",
+                        "Port vs trio-parallel",
                         "",
                         "",
                         "",
