@@ -6,12 +6,15 @@ In-process workers (``ScriptedWorkers``) and plain Trio children keep these fast
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio
+import trio.testing
 
 from nursemaid import ChildSpec
 from nursemaid.supervisor import ChildExited, ChildRestarting, ChildStarted, ExitKind
-from nursemaid.testing import EventCapture, ScriptedWorkers
+from nursemaid.testing import EventCapture, LeakCheck, ScriptedWorkers
 from nursemaid.workers import Transition, WorkerState
 
 
@@ -83,3 +86,19 @@ async def test_wait_for_returns_the_event_once_it_happens(
 def test_attach_supervisor_without_a_nursery_says_how_to_get_one() -> None:
     with pytest.raises(RuntimeError, match="use the nursemaid_events fixture"):
         EventCapture().attach_supervisor(object())
+
+
+async def test_leak_check_names_a_leaked_descriptor_and_a_nursemaid_task() -> None:
+    check = LeakCheck()
+    read, write = os.pipe()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever, name="nursemaid.left-running")
+        await trio.testing.wait_all_tasks_blocked()
+        problems = check.problems()
+        nursery.cancel_scope.cancel()
+    os.close(read)
+    os.close(write)
+    assert problems[0].startswith("descriptors left open: {")
+    assert "pipe:" in problems[0]
+    assert problems[1] == "tasks left running: ['nursemaid.left-running']"
+    assert check.problems() == []  # cleaned up: nothing left
