@@ -614,3 +614,57 @@ async def test_closing_during_a_health_check_does_not_wait_for_the_ping(
         start = trio.current_time()
     assert trio.current_time() - start < 1.0  # not the 30 s close grace
     assert all(w.returncode is not None for w in fleet.workers)
+
+
+async def test_worker_handed_to_a_waiter_cancelled_in_the_same_step_is_returned(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    got: list[int] = []
+    async with open_pool(fleet.factory, size=1) as pool:
+        holder = pool.checkout()
+        await holder.__aenter__()
+        waiter_scope = trio.CancelScope()
+
+        async def waiter() -> None:
+            with waiter_scope:
+                async with pool.checkout(timeout=math.inf) as lease:
+                    got.append(lease.worker_id)
+                    await trio.sleep_forever()  # cancelled here, at its first checkpoint
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pool.statistics().waiting == 1
+            # One synchronous step: the checkin hands the worker to the parked waiter
+            # (no checkpoint in __aexit__ without hooks), then the waiter is cancelled
+            # before it ever runs.
+            await holder.__aexit__(None, None, None)
+            waiter_scope.cancel()
+        stats = pool.statistics()
+        assert got == [0]  # it did get the worker...
+        assert (stats.idle, stats.leased, stats.waiting, stats.restarts) == (1, 0, 0, 0)
+
+
+async def test_waiter_cancelled_before_the_hand_off_leaves_the_queue_and_the_worker_stays(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        holder = pool.checkout()
+        await holder.__aenter__()
+        waiter_scope = trio.CancelScope()
+
+        async def waiter() -> None:
+            with waiter_scope:
+                async with pool.checkout(timeout=math.inf):
+                    pytest.fail("a cancelled waiter must not be served")  # pragma: no cover
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            waiter_scope.cancel()  # the abort runs now: the waiter leaves the queue
+            assert pool.statistics().waiting == 0
+            await holder.__aexit__(None, None, None)
+        stats = pool.statistics()
+        assert (stats.idle, stats.leased, stats.waiting) == (1, 0, 0)
