@@ -23,13 +23,15 @@ Rules:
 
 Theory of operation:
     What counts as *normal* for a transient child, in Trio terms: returning from
-    ``start`` (OTP's ``normal``), and ending because it was cancelled when its
-    supervisor did not ask it to stop (OTP's ``shutdown``: someone else shut it
-    down; with the child's scope shielded from outside cancellation this only
-    happens when the child itself lets a ``Cancelled`` escape that is not its
-    supervisor's). Raising an ``Exception`` is a crash. ``KeyboardInterrupt``,
-    ``SystemExit`` and other ``BaseException`` are not exits at all: they
-    propagate through every supervisor untouched.
+    ``start`` (OTP's ``normal``). A child supervisor that stops itself (its
+    ``stop()``, or an auto-shutdown) returns, which is what OTP's ``shutdown``
+    exit reason means to a parent: not restarted unless permanent. SHUTDOWN is
+    the kind of an exit the supervisor caused by cancelling the child; such an
+    exit is never looked up here (the SHUTDOWN column keeps the table total and
+    mirrors OTP's ``shutdown`` clauses). Raising an ``Exception`` is a crash.
+    ``KeyboardInterrupt``, ``SystemExit`` and any other ``BaseException``
+    (including a ``Cancelled`` that is not the supervisor's) are not exits at
+    all: they propagate through every supervisor untouched.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class ExitKind(enum.Enum):
     NORMAL = "normal"
     """``start`` returned (OTP's ``normal``)."""
     SHUTDOWN = "shutdown"
-    """It was cancelled: stopped by its supervisor, or (rarely) by someone else."""
+    """It was cancelled by its supervisor (terminate_child, a restart, a stop)."""
     CRASH = "crash"
     """``start`` raised an ``Exception`` (any other OTP exit reason)."""
 
