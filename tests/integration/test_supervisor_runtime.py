@@ -534,3 +534,27 @@ async def test_starts_and_orderly_exits_log_at_debug(
             pass
     contexts = [(r.levelno, getattr(r, "context", None)) for r in caplog.records]
     assert contexts == [(logging.DEBUG, "progress"), (logging.DEBUG, "child_terminated")]
+
+
+async def test_a_started_child_may_stop_its_own_supervisor(autojump_clock: MockClock) -> None:
+    kids = Kids()
+    holder: dict[str, Supervisor] = {}
+
+    async def stopper(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await holder["sup"].stop()
+
+    sup = holder["sup"] = Supervisor([kids.spec("a"), ChildSpec("stopper", stopper)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+    assert kids.take() == [("start", "a"), ("stop", "a")]
+
+
+async def test_a_started_child_may_terminate_itself(autojump_clock: MockClock) -> None:
+    async def quitter(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await sup.terminate_child("q")
+
+    async with open_supervisor([ChildSpec("q", quitter)]) as sup:
+        await trio.testing.wait_all_tasks_blocked()
+        assert [(c.id, c.state.name) for c in sup.which_children()] == [("q", "STOPPED")]
