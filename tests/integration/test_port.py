@@ -290,6 +290,29 @@ async def test_replies_arriving_a_byte_at_a_time_are_reassembled() -> None:
                 assert await port.request("echo", value) == value
 
 
+async def test_error_reply_without_an_id_is_a_protocol_error_quoting_the_worker() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("null-id")) as port:
+            with pytest.raises(RemoteProtocolError, match="cannot read that"):
+                await port.request("anything")
+            assert port.state is PortState.CLOSED
+
+
+async def test_any_task_may_wait_for_the_worker_to_exit() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            statuses = []
+
+            async def watcher() -> None:
+                statuses.append(await port.wait_exited())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watcher)
+                await trio.testing.wait_all_tasks_blocked()
+                assert await port.request("shutdown") is None
+            assert statuses == [0]
+
+
 async def test_reply_that_is_not_json_is_a_protocol_error() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("not-json")) as port:

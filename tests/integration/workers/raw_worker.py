@@ -9,6 +9,8 @@ argument picks a behaviour; ``--packet N`` picks the header size (default 4).
     truncated   after one frame, write half a frame, a line on stderr, and exit 3
     wrong-id    answer each JSON request with a reply whose id is the request's + 1000
     not-json    answer each frame with a frame that is not JSON
+    null-id     answer each frame with an error reply whose id is null (it "could not
+                read the request")
     bytewise    answer each JSON request {id, args} with {id, result: args}, written
                 one byte per os.write (so the port sees frames in pieces)
     stubborn    ignore SIGTERM; echo frames; at end of file, keep running
@@ -90,6 +92,9 @@ def main() -> int:
             reply = json.dumps({"id": request["id"], "result": request.get("args")})
             for byte in frame(reply.encode(), packet):
                 os.write(1, bytes([byte]))
+        elif mode == "null-id":
+            error = {"type": "BadRequest", "message": "cannot read that", "traceback": ""}
+            write_all(frame(json.dumps({"id": None, "error": error}).encode(), packet))
         elif mode == "not-json":
             write_all(frame(b"this is not json", packet))
         else:
