@@ -32,6 +32,8 @@ Rules:
       scope is cancelled. The grace is the enclosing supervised child's shutdown
       (:func:`nursemaid.supervisor.current_shutdown`), else ``open_port``'s
       ``shutdown`` argument.
+    * POSIX only: the port drives the pipes' file descriptors directly (Trio's
+      ``FdStream``), which Windows does not have.
 
 Theory of operation:
     The hot path is :meth:`Port.request`, and it runs entirely in the calling
