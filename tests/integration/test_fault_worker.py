@@ -21,6 +21,7 @@ from nursemaid import (
     RemoteError,
     RemoteProtocolError,
     RequestTimeout,
+    WorkerCrashed,
     WorkerError,
     open_port,
 )
@@ -64,12 +65,12 @@ async def test_hang_op_never_answers() -> None:
     assert "hanging (asked by the 'hang' op)" in port.stderr_tail()
 
 
-async def test_crash_after_n_requests_closes_the_port_with_exit_status_and_stderr() -> None:
+async def test_crash_after_n_requests_is_worker_crashed_with_exit_status_and_stderr() -> None:
     with trio.fail_after(BOUND):
         async with open_port(worker("--crash-after", "2")) as port:
             assert await port.request("echo", 1) == 1
             assert await port.request("echo", 2) == 2
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("echo", 3)
     assert isinstance(info.value, WorkerError)
     assert info.value.returncode == DEFAULT_EXIT_CODE
@@ -80,16 +81,16 @@ async def test_crash_after_n_requests_closes_the_port_with_exit_status_and_stder
 async def test_exit_code_sets_the_status_of_a_crash() -> None:
     with trio.fail_after(BOUND):
         async with open_port(worker("--exit-code", "3")) as port:
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("crash")
     assert info.value.returncode == 3
     assert "asked by the 'crash' op" in info.value.stderr_tail
 
 
-async def test_failed_init_is_a_closed_port_on_the_first_ping() -> None:
+async def test_failed_init_is_a_crashed_worker_on_the_first_ping() -> None:
     with trio.fail_after(BOUND):
         async with open_port(worker("--fail-init")) as port:
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("ping")
     assert info.value.returncode == DEFAULT_EXIT_CODE
     assert "failing init as asked (--fail-init)" in info.value.stderr_tail

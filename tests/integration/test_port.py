@@ -29,11 +29,12 @@ from nursemaid import (
     RemoteProtocolError,
     RequestTimeout,
     StartError,
+    WorkerCrashed,
     open_port,
     open_supervisor,
 )
 from nursemaid.testing._leaks import child_pids, describe_fds, open_fds
-from nursemaid.workers._port import PortState
+from nursemaid.workers._port import EXIT_STATUS_WAIT, PortState
 
 WORKERS = Path(__file__).parent / "workers"
 CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
@@ -83,7 +84,9 @@ async def test_shutdown_op_makes_the_worker_exit_cleanly() -> None:
         async with open_port(CALC) as port:
             assert await port.request("shutdown") is None
             assert await port.wait_exited() == 0
-            with pytest.raises(PortClosed) as info:
+            # The port learns of the exit from the next call, which the worker's
+            # going away interrupts: WorkerCrashed, exit status 0.
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("ping")
             assert info.value.returncode == 0
         assert port.state is PortState.CLOSED
@@ -321,11 +324,11 @@ async def test_reply_that_is_not_json_is_a_protocol_error() -> None:
             assert port.state is PortState.CLOSED
 
 
-async def test_truncated_frame_then_end_of_file_is_port_closed_with_status_and_stderr() -> None:
+async def test_truncated_frame_then_end_of_file_is_worker_crashed_with_status_and_stderr() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("truncated"), codec="raw") as port:
             await port.send(b"go")
-            with pytest.raises(PortClosed, match="middle of a frame") as info:
+            with pytest.raises(WorkerCrashed, match="middle of a frame") as info:
                 await port.receive()
     assert info.value.returncode == 3
     assert "giving up half-way" in info.value.stderr_tail
@@ -335,27 +338,89 @@ async def test_truncated_frame_then_end_of_file_is_port_closed_with_status_and_s
 # ---- crashes: exit status and stderr in every error ------------------------------------
 
 
-async def test_crash_during_a_request_is_port_closed_with_exit_status_and_stderr() -> None:
+async def test_crash_during_a_request_is_worker_crashed_with_exit_status_and_stderr() -> None:
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("crash", 7)
     error = info.value
+    assert isinstance(error, PortClosed)  # code that catches PortClosed still catches it
     assert error.returncode == 7
     assert error.pid == port.pid
     assert "about to crash" in error.stderr_tail
+    assert "lost its worker" in str(error)
     assert str(error).rstrip().endswith("about to crash")
     assert "(returncode 7)" in str(error)
+
+
+async def test_calls_after_a_crash_are_plain_port_closed_with_the_same_evidence() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(WorkerCrashed):
+                await port.request("crash", 7)
+            for call in (port.request("ping"), port.send("x"), port.receive()):
+                with pytest.raises(PortClosed) as info:
+                    await call
+                assert type(info.value) is PortClosed
+                assert info.value.returncode == 7
+                assert "about to crash" in info.value.stderr_tail
+                assert "waited for its reply" in str(info.value)  # the crash, as the reason
 
 
 async def test_worker_that_dies_at_start_up_is_not_a_black_box() -> None:
     argv = [sys.executable, "-c", "import sys; sys.stderr.write('no config file\\n'); sys.exit(5)"]
     with trio.fail_after(BOUND):
         async with open_port(argv) as port:
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("ping")
     assert info.value.returncode == 5
     assert "no config file" in str(info.value)
+
+
+async def test_send_to_a_worker_that_exited_is_worker_crashed() -> None:
+    argv = [sys.executable, "-c", "import sys; sys.exit(4)"]
+    with trio.fail_after(BOUND):
+        async with open_port(argv, codec="raw") as port:
+            assert await port.wait_exited() == 4
+            with pytest.raises(WorkerCrashed, match="stopped reading its stdin") as info:
+                await port.send(b"anyone there?")
+    assert info.value.returncode == 4
+
+
+@pytest.mark.slow  # waits EXIT_STATUS_WAIT (1 s) for an exit status that never comes
+async def test_worker_that_closes_stdout_but_lives_is_worker_crashed_without_a_status() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("close-stdout"), shutdown=0.05) as port:
+            start = trio.current_time()
+            with pytest.raises(WorkerCrashed, match="closed its stdout") as info:
+                await port.request("anything")
+            assert trio.current_time() - start >= EXIT_STATUS_WAIT
+            assert info.value.returncode is None
+            assert port.state is PortState.CLOSED
+
+
+async def test_cancel_while_waiting_for_a_crashed_workers_status_leaves_the_port_closed() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(raw("close-stdout"), shutdown=0.05) as port:
+
+            async def cancel_once_closed() -> None:
+                # The owner parks twice: for the reply, then (once the end of file
+                # closed the port) for the exit status. Cancel it in the second.
+                while port.state is PortState.OPEN:
+                    await trio.testing.wait_all_tasks_blocked()
+                await trio.testing.wait_all_tasks_blocked()
+                scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_once_closed)
+                    await port.request("anything")  # parked in the wait for the status
+            assert scope.cancelled_caught
+            assert port.state is PortState.CLOSED
+            assert "closed its stdout" in port.close_reason
+            with pytest.raises(PortClosed) as info:
+                await port.request("anything")
+            assert type(info.value) is PortClosed
 
 
 async def test_program_that_cannot_be_started_raises_start_error() -> None:
@@ -537,8 +602,9 @@ async def test_port_used_after_its_block_raises_port_closed() -> None:
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:
             pass
-    with pytest.raises(PortClosed, match="block has ended"):
+    with pytest.raises(PortClosed, match="block has ended") as info:
         await port.request("ping")
+    assert type(info.value) is PortClosed  # closed by us before the call: not a crash
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from nursemaid import PortClosed, RemoteError, open_port, serve
+from nursemaid import RemoteError, WorkerCrashed, open_port, serve
 
 WORKERS = Path(__file__).parent / "workers"
 CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
@@ -139,7 +139,7 @@ async def test_handler_raising_keyboard_interrupt_ends_the_worker() -> None:
     )
     with trio.fail_after(BOUND):
         async with open_port([sys.executable, "-c", program]) as port:
-            with pytest.raises(PortClosed) as info:
+            with pytest.raises(WorkerCrashed) as info:
                 await port.request("stop")
     assert info.value.returncode != 0
     assert "KeyboardInterrupt" in info.value.stderr_tail

@@ -13,8 +13,12 @@ Rules:
       :class:`~nursemaid.PortOwnershipError` at once, before anything is written
       or read. Ownership moves only with :meth:`Port.connect`, called by the
       owner (the pool uses the internal ``_transfer``, which skips that check).
-    * Named errors, never a silent hang. A closed or dead port raises
-      :class:`~nursemaid.PortClosed`; a peer breaking the protocol raises
+    * Named errors, never a silent hang. A worker that goes away under a call
+      (exits, closes its stdout, or stops reading its stdin while ``send``,
+      ``receive`` or ``request`` is using the port) raises
+      :class:`~nursemaid.WorkerCrashed` in that call and closes the port; any
+      call on a port already closed (by us, or by an earlier crash) raises plain
+      :class:`~nursemaid.PortClosed`. A peer breaking the protocol raises
       :class:`~nursemaid.RemoteProtocolError` and closes the port (its byte stream
       can no longer be trusted); a message we cannot send raises
       :class:`~nursemaid.LocalProtocolError` before a byte is written and the port
@@ -84,6 +88,7 @@ from nursemaid._errors import (
     RemoteProtocolError,
     RequestTimeout,
     StartError,
+    WorkerCrashed,
 )
 from nursemaid.protocol import _wire as wire
 from nursemaid.protocol._codec import Codec, JsonBackend, get_codec, json_functions
@@ -110,8 +115,12 @@ STDERR_LOG_LEVEL: Final = logging.WARNING
 logging set-up, because a worker's stderr is where it explains why it failed.
 Quieten one port with ``logging.getLogger("nursemaid.port.NAME").setLevel(...)``."""
 EXIT_STATUS_WAIT: Final = 1.0
-"""After the worker closes its end of a pipe, how long an error waits for the exit
-status and the rest of stderr, so that it can show them."""
+"""After the worker closes its end of a pipe under a call, how long the call waits
+for the exit status and the rest of stderr before raising
+:class:`~nursemaid.WorkerCrashed`, so that the error can show them. A worker that
+exits at once costs only as long as it takes to reap it; one that closed its
+pipe but keeps running makes the error wait this long, then carry
+``returncode=None``."""
 STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
@@ -346,8 +355,9 @@ class Port:
                 reply will be discarded when it comes.
             LocalProtocolError: *args* cannot be encoded, or the request is over
                 ``max_frame``. Nothing was written; the port is fine.
-            PortClosed: the port is closed, or the worker exited (or closed its
-                stdout, or stopped reading) before answering.
+            WorkerCrashed: the worker exited (or closed its stdout, or stopped
+                reading its stdin) before answering. The port is now closed.
+            PortClosed: the port was already closed when the call began.
             RemoteProtocolError: the worker sent something that is not a valid
                 reply, or a reply to an id nobody asked for. The port is closed.
             PortOwnershipError: the calling task is not the port's owner.
@@ -413,7 +423,9 @@ class Port:
         Raises:
             LocalProtocolError: the codec cannot encode *message*, or it is over
                 ``max_frame``. Nothing was written; the port is fine.
-            PortClosed: the port is closed, or the worker stopped reading.
+            WorkerCrashed: the worker stopped reading its stdin (it exited, most
+                likely). The port is now closed.
+            PortClosed: the port was already closed when the call began.
             PortOwnershipError: the calling task is not the port's owner.
         """
         caller = _current_task()
@@ -443,8 +455,9 @@ class Port:
         (and discarded) by ``request``.
 
         Raises:
-            PortClosed: the port is closed, or the worker closed its stdout (in
-                the middle of a frame or between frames).
+            WorkerCrashed: the worker closed its stdout (it exited, most likely),
+                in the middle of a frame or between frames. The port is now closed.
+            PortClosed: the port was already closed when the call began.
             RemoteProtocolError: the frame header announces more than ``max_frame``
                 or the payload does not decode. The port is closed.
             PortOwnershipError: the calling task is not the port's owner.
@@ -722,12 +735,23 @@ class Port:
         ) from exc
 
     async def _lost(self, reason: str) -> NoReturn:
-        """The worker went away: close, give its exit status and stderr a moment, raise."""
+        """The worker went away under this call: close, wait for its evidence, raise.
+
+        Waits up to ``EXIT_STATUS_WAIT`` for the exit status and the end of stderr,
+        so that the error carries them. The port is CLOSED before the wait, so a
+        cancellation during it leaves nothing out of step (the caller just gets
+        ``Cancelled`` instead of the error).
+        """
         self._break(reason)
         with trio.move_on_after(EXIT_STATUS_WAIT):
             await self._exited.wait()
             await self._stderr_done.wait()
-        raise self._closed_error()
+        raise WorkerCrashed(
+            f"{self._label()} lost its worker: {reason}; the port is closed",
+            returncode=self._process.returncode,
+            stderr_tail=self.stderr_tail(),
+            pid=self.pid,
+        )
 
     async def _close(self, grace: float) -> None:
         """Close stdin/stdout, then escalate to SIGTERM and SIGKILL; always reap.

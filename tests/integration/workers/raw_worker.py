@@ -16,6 +16,7 @@ argument picks a behaviour; ``--packet N`` picks the header size (default 4).
     stubborn    ignore SIGTERM; echo frames; at end of file, keep running
     lingering   echo frames; at end of file, keep running (SIGTERM ends it)
     no-read     never read stdin (so writes to it fill the pipe); reply to nothing
+    close-stdout  after one frame, close stdout and keep running (SIGTERM ends it)
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def main() -> int:
             write_all(frame(json.dumps({"id": None, "error": error}).encode(), packet))
         elif mode == "not-json":
             write_all(frame(b"this is not json", packet))
+        elif mode == "close-stdout":
+            os.close(1)
+            run_forever()
         else:
             sys.stderr.write(f"raw_worker: unknown mode {mode!r}\n")
             return 2
