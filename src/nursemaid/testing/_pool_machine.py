@@ -26,8 +26,8 @@ Invariants (after every step, on the settled system):
 And at the end: every client was served, timed out, or was cancelled (none is left
 waiting), and closing the pool leaves no worker alive.
 
-This module began as helper L's ``tests/property/test_pool_machine.py``; it lives
-here so the project's own tests and users' tests run one implementation.
+It lives in ``nursemaid.testing`` rather than under ``tests/`` so that nursemaid's
+own property tests and its users' tests run one implementation.
 """
 
 from __future__ import annotations
