@@ -7,6 +7,7 @@ repeats the ones that involve processes.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable
 from typing import Any
@@ -411,6 +412,34 @@ async def test_pool_run_is_a_supervisor_start_and_stopping_closes_the_pool(
     with pytest.raises(PoolClosed):
         await pool.execute("echo", 8)
     assert all(w.returncode is not None for w in fleet.workers)
+
+
+_CLIENT_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("client_mark", default="pool")
+
+
+async def test_a_replacement_started_on_a_clients_checkin_runs_in_the_pools_context(
+    autojump_clock: object,
+) -> None:
+    from nursemaid import ChildSpec, open_supervisor
+    from nursemaid.supervisor import current_shutdown
+    from nursemaid.workers._pool import Pool
+
+    seen: list[tuple[float | None, str]] = []  # (current_shutdown(), mark) per new worker
+    factory = InProcessWorkers(
+        {"echo": lambda args: args},
+        on_open=lambda worker: seen.append((current_shutdown(), _CLIENT_MARK.get())),
+    )
+    pool = Pool(factory, size=1)
+    async with open_supervisor([ChildSpec("workers", pool.run, shutdown=0.3)]):
+        _CLIENT_MARK.set("client")  # this task's context, not the pool's
+        with pytest.raises(ValueError):
+            async with pool.checkout():
+                raise ValueError("removes the worker: its replacement starts from here")
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 1
+    # The replacement sees the supervised child's shutdown (so its port's grace is
+    # 0.3 s, not the default 5 s) and none of the client's context variables.
+    assert seen == [(0.3, "pool"), (0.3, "pool")]
 
 
 async def test_a_pool_runs_only_once(autojump_clock: object) -> None:

@@ -44,6 +44,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import math
@@ -529,6 +530,10 @@ class Pool:
         self._handle_checkin = handle_checkin
         self._ping_op = self._factory.ping_op
         self._nursery: trio.Nursery | None = None
+        # The context of the task running the pool (the supervised child's, when
+        # there is one), captured in run(): every worker task starts in a copy of
+        # it, whichever task asked for the worker. See spawn().
+        self._context: contextvars.Context | None = None
         self._maintenance: trio.CancelScope | None = None
         self._opened = trio.Event()
         self._close_requested = trio.Event()
@@ -721,6 +726,7 @@ class Pool:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._context = contextvars.copy_context()
                 self._core.open(_current_time())
                 try:
                     if self._min_ready == 0 or self._core.lazy:
@@ -1008,10 +1014,19 @@ class Pool:
         trio.lowlevel.reschedule(waiter.task, outcome.Value(slot))
 
     def spawn(self, slot: WorkerSlot, delay: float) -> None:
+        # The core asks for a worker from whichever task it is serving: the pool's,
+        # a worker's, or a client's checkin that removed a worker. start_soon copies
+        # the *calling* task's contextvars, so a replacement started on a client's
+        # path would inherit that client's context — and its port the default grace
+        # instead of the supervised child's shutdown (current_shutdown()). Starting
+        # every worker task inside the pool's captured context rules that out for
+        # every path at once. (A copy, never entered by a task, so run() can enter it.)
         assert self._nursery is not None
-        self._nursery.start_soon(
-            self._run_worker, slot, delay, name=f"nursemaid.pool.worker.{slot.id}"
-        )
+        assert self._context is not None
+        self._context.run(self._start_worker, self._nursery, slot, delay)
+
+    def _start_worker(self, nursery: trio.Nursery, slot: WorkerSlot, delay: float) -> None:
+        nursery.start_soon(self._run_worker, slot, delay, name=f"nursemaid.pool.worker.{slot.id}")
 
     def stop(self, slot: WorkerSlot) -> None:
         if slot.scope is not None:
