@@ -17,7 +17,12 @@ Rules:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+
+# Not `from typing import ...`, nor collections.abc at run time: every worker
+# imports this module, and they cost ~4 ms and ~1.7 ms of its start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 
 def attach(

@@ -7,9 +7,11 @@ far side of a port can use the framing without loading attrs or cattrs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nursemaid._lazy import attach
+
+# Not `from typing import ...`: serve imports this package, and importing typing
+# costs a worker ~4 ms of start-up; type checkers treat this name as True.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from nursemaid.protocol._codec import JSON as JSON

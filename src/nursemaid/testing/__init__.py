@@ -12,9 +12,12 @@ start without importing trio, attrs, cattrs or hypothesis.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nursemaid._lazy import attach
+
+# Not `from typing import TYPE_CHECKING`: the fault worker (`python -m
+# nursemaid.testing.fault_worker`) imports this package, and importing typing costs
+# a worker ~4 ms of start-up; type checkers treat this name as True.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from nursemaid.testing._driver import DEFAULT_AVERAGE_STEPS as DEFAULT_AVERAGE_STEPS
