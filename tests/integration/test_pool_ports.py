@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from nursemaid import CheckoutTimeout, RemoteError, StartError
+from nursemaid import CheckoutTimeout, RemoteError, RequestTimeout, StartError
 from nursemaid.protocol._envelope import CommandEnvelope
 from nursemaid.testing._leaks import child_pids, open_fds
 from nursemaid.workers._lifecycle import Transition, WorkerState
@@ -20,18 +20,25 @@ from nursemaid.workers._pool import open_pool
 
 SERVE_WORKER = textwrap.dedent(
     """
-    import os, signal, time
+    import os, signal, sys, time
     from nursemaid import serve
 
     def wedge(args):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         time.sleep(60)
 
+    def die(args):
+        sys.stderr.write("about to be killed\\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
     serve({
         "add": lambda args: args[0] + args[1],
         "pid": lambda args: os.getpid(),
         "fail": lambda args: 1 / 0,
         "wedge": wedge,
+        "sleep": lambda args: time.sleep(args),
+        "die": die,
     })
     """
 )
@@ -174,3 +181,39 @@ async def test_checkout_timeout_with_real_workers(serve_worker: list[str]) -> No
         with pytest.raises(CheckoutTimeout):
             async with pool.checkout(timeout=0.05):
                 pass  # pragma: no cover
+
+
+@pytest.mark.slow
+async def test_a_lease_that_abandoned_a_port_request_never_lends_that_worker_again(
+    serve_worker: list[str],
+) -> None:
+    seen: list[object] = []
+    async with open_pool(serve_worker, size=1, shutdown=0.1, subscribers=[seen.append]) as pool:
+        async with pool.checkout() as lease:
+            busy = lease.port.pid
+            with pytest.raises(RequestTimeout):
+                await lease.port.request("sleep", 30, timeout=0.05)
+        # The block ended normally, but the worker is still sleeping on a request
+        # nobody waits for: the next client must get a fresh worker.
+        assert await pool.execute("pid") != busy
+        async with pool.checkout() as lease:
+            cancelled = lease.port.pid
+            with trio.move_on_after(0.05):
+                await lease.port.request("sleep", 30)
+        assert await pool.execute("pid") != cancelled
+        # A request that was abandoned and then answered (its late reply read by a
+        # later request in the same lease) leaves a clean worker: it stays.
+        async with pool.checkout() as lease:
+            kept = lease.port.pid
+            with pytest.raises(RequestTimeout):
+                await lease.port.request("sleep", 0.1, timeout=0.01)
+            assert await lease.port.request("add", [1, 1]) == 2
+        assert await pool.execute("pid") == kept
+        assert pool.statistics().restarts == 2
+    causes = [
+        t.cause for t in seen if isinstance(t, Transition) and t.to_state is WorkerState.STOPPING
+    ]
+    assert (
+        causes[:2]
+        == ["its lease ended with 1 abandoned request(s) still unanswered (no exception)"] * 2
+    )

@@ -141,6 +141,11 @@ class PoolWorker(Protocol):
     ``request`` must raise :class:`~nursemaid.RemoteError` when the worker answers
     with an error (the worker stays), and any other exception when the worker is
     unusable. ``wait_exited`` returns only when the worker died on its own.
+
+    A worker may also have an ``abandoned_requests`` attribute (an int, as
+    :attr:`Port.abandoned_requests <nursemaid.Port.abandoned_requests>`
+    has): the requests its callers gave up on that it is still working on. A
+    lease that ends while it is non-zero removes the worker.
     """
 
     async def request(
@@ -340,9 +345,11 @@ class Lease:
     """Exclusive use of one worker, from :meth:`Pool.checkout`.
 
     ``lease.port`` (the same object as ``lease.worker``) is owned by the task that
-    checked it out, until the ``async with`` block ends. Use :meth:`request` rather
-    than ``lease.port.request`` when you can: the lease then knows whether a request
-    was in flight when the block ended, and removes the worker only in that case.
+    checked it out, until the ``async with`` block ends. A request cut short —
+    cancelled or timed out, whether sent with :meth:`request` or with
+    ``lease.port.request`` — leaves the worker busy with work nobody waits for, so
+    a lease that ends after one (and before its late reply was read) removes the
+    worker instead of handing it to the next client.
 
     Attributes:
         worker_id: the worker's id in its pool.
@@ -575,9 +582,10 @@ class Pool:
                 :class:`StartError` if the pool gave up).
 
         When the block ends normally the worker goes back to the pool. When it ends
-        with an exception — except :class:`~nursemaid.RemoteError` — or is
-        cancelled while a :meth:`Lease.request` is in flight, the worker is removed
-        and replaced. The exception comes out of the block unchanged.
+        with an exception — except :class:`~nursemaid.RemoteError` — or after a
+        request (``lease.request`` or ``lease.port.request``) was cancelled or timed
+        out without its late reply being read, the worker is removed and replaced.
+        The exception comes out of the block unchanged.
         """
         return _Checkout(self, session, timeout)
 
@@ -957,6 +965,13 @@ class Pool:
         remove: str | None = None
         if lease._in_flight:
             remove = f"its lease ended with a request in flight ({_describe(exc)})"
+        elif getattr(slot.resource, "abandoned_requests", 0):
+            # A request made through lease.port was cancelled or timed out: the
+            # worker is still busy with it, and its late reply is still to come.
+            remove = (
+                f"its lease ended with {slot.resource.abandoned_requests} abandoned "
+                f"request(s) still unanswered ({_describe(exc)})"
+            )
         elif exc is not None and not isinstance(exc, RemoteError | trio.Cancelled):
             remove = f"its lease ended with {_describe(exc)}"
         if self._handle_checkin is None:

@@ -274,6 +274,16 @@ class Port:
         return self._reason
 
     @property
+    def abandoned_requests(self) -> int:
+        """How many requests were abandoned (cancelled or timed out) and not yet answered.
+
+        Their late replies are discarded when they arrive; until then the worker is
+        still busy with work nobody waits for. A pool reads this at checkin and
+        removes such a worker rather than lend it to the next client.
+        """
+        return len(self._abandoned)
+
+    @property
     def codec(self) -> Codec:
         """The codec :meth:`send` and :meth:`receive` use."""
         return self._codec
