@@ -16,7 +16,14 @@ import pytest
 import trio
 import trio.testing
 
-from nursemaid import CheckoutTimeout, PoolClosed, PortClosed, RemoteError, StartError
+from nursemaid import (
+    CheckoutTimeout,
+    PoolClosed,
+    PortClosed,
+    RemoteError,
+    StartError,
+    WorkerCrashed,
+)
 from nursemaid.workers._lifecycle import Transition, WorkerState
 from nursemaid.workers._pool import Keep, Lease, Remove, open_pool
 from nursemaid.workers._pool_core import SessionMoved
@@ -280,14 +287,18 @@ async def test_session_affinity_and_move_after_crash(autojump_clock: object) -> 
     assert next(e for e in seen if isinstance(e, SessionMoved)).to_worker == second
 
 
-async def test_crash_mid_request_raises_port_closed_and_replaces(autojump_clock: object) -> None:
+async def test_crash_mid_request_raises_worker_crashed_and_replaces(
+    autojump_clock: object,
+) -> None:
     fleet = Fleet()
     async with open_pool(fleet.factory, size=1) as pool:
         async with pool.checkout() as lease:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_crash_soon, fleet.workers[0])
-                with pytest.raises(PortClosed, match="crashed"):
+                with pytest.raises(WorkerCrashed, match="crashed") as info:
                     await lease.request("sleep", 10)
+                assert info.value.returncode == 139
+                assert info.value.stderr_tail == "Segmentation fault\n"
         await trio.testing.wait_all_tasks_blocked()
         stats = pool.statistics()
         assert stats.restarts == 1

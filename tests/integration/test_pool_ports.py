@@ -12,11 +12,11 @@ import pytest
 import trio
 import trio.testing
 
-from nursemaid import CheckoutTimeout, RemoteError, RequestTimeout, StartError
+from nursemaid import CheckoutTimeout, RemoteError, RequestTimeout, StartError, WorkerCrashed
 from nursemaid.protocol._envelope import CommandEnvelope
 from nursemaid.testing._leaks import child_pids, open_fds
 from nursemaid.workers._lifecycle import Transition, WorkerState
-from nursemaid.workers._pool import open_pool
+from nursemaid.workers._pool import Pool, open_pool
 
 SERVE_WORKER = textwrap.dedent(
     """
@@ -217,3 +217,25 @@ async def test_a_lease_that_abandoned_a_port_request_never_lends_that_worker_aga
         causes[:2]
         == ["its lease ended with 1 abandoned request(s) still unanswered (no exception)"] * 2
     )
+
+
+@pytest.mark.parametrize("how", ["execute", "lease.request", "lease.port.request"])
+async def test_a_worker_killed_mid_request_raises_worker_crashed_and_is_replaced(
+    serve_worker: list[str], how: str
+) -> None:
+    async def die(pool: Pool) -> None:
+        if how == "execute":
+            await pool.execute("die")
+            return
+        async with pool.checkout() as lease:
+            request = lease.request if how == "lease.request" else lease.port.request
+            await request("die")
+
+    async with open_pool(serve_worker, size=1) as pool:
+        with pytest.raises(WorkerCrashed) as info:
+            await die(pool)
+        assert info.value.returncode == -signal.SIGKILL
+        assert "about to be killed" in info.value.stderr_tail
+        assert "about to be killed" in str(info.value)
+        assert await pool.execute("add", [2, 2]) == 4  # served by the replacement
+        assert pool.statistics().restarts == 1

@@ -386,6 +386,9 @@ class Lease:
             RemoteError: the worker's handler raised; the worker stays in the pool.
             RequestTimeout: no reply within *timeout*; the worker will be removed
                 when the lease ends.
+            WorkerCrashed: the worker died with this request in flight (it carries
+                ``.returncode`` and ``.stderr_tail``); the pool counts it in
+                ``restarts`` and starts a replacement.
             UsageError: the lease has ended.
         """
         if self._slot is None:
@@ -611,6 +614,8 @@ class Pool:
             RequestTimeout: the worker did not answer in the time left (it is
                 removed and replaced).
             RemoteError: the worker's handler raised (the worker stays).
+            WorkerCrashed: the worker died with the request in flight (with its
+                ``.returncode`` and ``.stderr_tail``); it is replaced.
             PoolClosed: the pool is closed.
         """
         if self._handle_checkout is not None or self._handle_checkin is not None:

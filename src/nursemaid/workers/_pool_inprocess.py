@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from nursemaid._errors import PortClosed, RemoteError, RequestTimeout, UsageError
+from nursemaid._errors import PortClosed, RemoteError, RequestTimeout, UsageError, WorkerCrashed
 
 __all__ = ["InProcessWorker", "InProcessWorkers"]
 
@@ -63,7 +63,10 @@ class InProcessWorker:
 
         Raises:
             RemoteError: the handler raised, or *op* is unknown (the worker lives on).
-            PortClosed: the worker has crashed.
+            WorkerCrashed: the worker crashed (:meth:`crash`) during this request,
+                as a port's request does when its process dies under it.
+            PortClosed: the worker had already exited, or was closed during the
+                request.
             RequestTimeout: the handler took longer than *timeout*.
         """
         if self.returncode is not None:
@@ -86,7 +89,8 @@ class InProcessWorker:
                     return await self._call(handler, op, args)
                 finally:
                     self._life_scopes.discard(life)
-            raise PortClosed(
+            error = WorkerCrashed if self._ending == "crashed" else PortClosed
+            raise error(
                 f"in-process worker {self.worker_id} {self._ending} during op {op!r}",
                 returncode=self.returncode,
                 stderr_tail=self._stderr,
@@ -118,7 +122,8 @@ class InProcessWorker:
         return self._stderr
 
     def crash(self, returncode: int = 1, stderr: str = "") -> None:
-        """Make the worker die now: requests in flight and later fail with PortClosed."""
+        """Make the worker die now: requests in flight fail with WorkerCrashed, later
+        ones with PortClosed (both carry *returncode* and *stderr*)."""
         if self.returncode is not None:
             return
         self.returncode = returncode
