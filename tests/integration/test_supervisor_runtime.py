@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from test_supervisor_suite import Crash, Kids
 from trio.testing import MockClock
 
 from nursemaid import (
@@ -35,6 +34,7 @@ from nursemaid import (
     shutdown_grace,
     whereis,
 )
+from nursemaid.testing import ScriptedChildren, ScriptedCrash
 
 # ------------------------------------------------------------ shutdown grace
 
@@ -77,7 +77,7 @@ async def test_shutdown_grace_gives_exactly_the_child_shutdown(
 
 
 async def test_plain_child_stops_at_once_without_grace(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     start = trio.current_time()
     async with open_supervisor([kids.spec("a", shutdown=INFINITY)]):
         pass
@@ -148,12 +148,12 @@ async def test_parent_kills_a_child_supervisor_that_outlives_its_shutdown(
 async def test_two_crashes_at_once_never_interleave_their_restarts(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
     async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10):
         kids.take()
-        kids._orders["a"].send_nowait("crash")
-        kids._orders["b"].send_nowait("crash")
+        kids.crash_nowait("a")
+        kids.crash_nowait("b")
         await trio.testing.wait_all_tasks_blocked()
         log = kids.take()
         # Trio may run either crashing child first; its exit is first in the
@@ -197,7 +197,7 @@ async def test_a_call_during_a_restart_waits_its_turn(autojump_clock: MockClock)
         task_status.started()
         await trio.sleep_forever()
 
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("a"), ChildSpec("slow", slow_start)]) as sup:
         await sup.terminate_child("slow")
         async with trio.open_nursery() as nursery:
@@ -218,7 +218,7 @@ async def test_run_raises_when_already_running(autojump_clock: MockClock) -> Non
 
 
 async def test_run_can_run_again_after_it_ended(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     sup = Supervisor([kids.spec("a")])
     for _ in range(2):
         async with trio.open_nursery() as nursery:
@@ -266,7 +266,7 @@ async def test_stop_is_idempotent(autojump_clock: MockClock) -> None:
 
 
 async def test_block_exception_comes_out_unchanged(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with pytest.raises(KeyError, match="mine") as info:
         async with open_supervisor([kids.spec("a"), kids.spec("b")]):
             raise KeyError("mine")
@@ -277,7 +277,7 @@ async def test_block_exception_comes_out_unchanged(autojump_clock: MockClock) ->
 async def test_intensity_exceeded_comes_out_alone_not_in_a_group(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
         async with open_supervisor([kids.spec("a")], intensity=0):
             await kids.crash("a")
@@ -285,7 +285,7 @@ async def test_intensity_exceeded_comes_out_alone_not_in_a_group(
 
 
 async def test_start_error_comes_out_of_nursery_start_alone(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.fail_start["a"] = 1
     async with trio.open_nursery() as nursery:
         with pytest.raises(StartError):
@@ -295,7 +295,7 @@ async def test_start_error_comes_out_of_nursery_start_alone(autojump_clock: Mock
 async def test_outside_cancellation_stops_children_in_reverse_order_and_passes_through(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with trio.move_on_after(5) as scope:
         async with open_supervisor([kids.spec("a"), kids.spec("b"), kids.spec("c")]):
             await trio.sleep_forever()
@@ -304,7 +304,7 @@ async def test_outside_cancellation_stops_children_in_reverse_order_and_passes_t
 
 
 async def test_keyboard_interrupt_from_a_child_passes_through(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
 
     async def interrupt(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -391,7 +391,7 @@ async def test_whereis_outside_a_tree_is_a_usage_error() -> None:
 async def test_every_start_exit_restart_and_escalation_is_an_event(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     sup = Supervisor([kids.spec("a"), kids.spec("b")], intensity=1, name="sup")
     events = sup.subscribe()
     with pytest.RaisesGroup(RestartIntensityExceeded):
@@ -419,7 +419,11 @@ async def test_every_start_exit_restart_and_escalation_is_an_event(
     assert all(e.supervisor == "sup" for e in seen)
     crash = seen[2]
     assert isinstance(crash, ChildExited)
-    assert (crash.kind, crash.stopped, type(crash.exception)) == (ExitKind.CRASH, False, Crash)
+    assert (crash.kind, crash.stopped, type(crash.exception)) == (
+        ExitKind.CRASH,
+        False,
+        ScriptedCrash,
+    )
     assert isinstance(seen[3], ChildRestarting)
     assert isinstance(seen[4], ChildStarted)
     assert seen[4].restart
@@ -432,7 +436,7 @@ async def test_every_start_exit_restart_and_escalation_is_an_event(
 async def test_subscribers_use_async_for_and_unsubscribe_by_closing(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.fail_start["bad"] = 1
     async with open_supervisor([]) as sup:
         with sup.subscribe() as events:
@@ -447,7 +451,7 @@ async def test_subscribers_use_async_for_and_unsubscribe_by_closing(
 async def test_crash_logs_warning_with_traceback_and_otp_report(
     autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with caplog.at_level(logging.INFO, logger="nursemaid.supervisor"):
         with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
             async with open_supervisor([kids.spec("a")], intensity=0, name="s"):
@@ -456,7 +460,7 @@ async def test_crash_logs_warning_with_traceback_and_otp_report(
     crash = next(r for r in caplog.records if getattr(r, "context", None) == "child_terminated")
     assert crash.levelno == logging.WARNING
     assert crash.exc_info is not None
-    assert crash.exc_info[0] is Crash
+    assert crash.exc_info[0] is ScriptedCrash
     assert crash.offender["id"] == "a"  # type: ignore[attr-defined]
     gave_up = next(r for r in caplog.records if getattr(r, "context", None) == "shutdown")
     assert gave_up.levelno == logging.ERROR
@@ -489,7 +493,7 @@ async def test_calling_started_twice_is_a_crash(autojump_clock: MockClock) -> No
 
 
 async def test_restart_child_that_fails_to_start_stays_stopped(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("a")]) as sup:
         await sup.terminate_child("a")
         kids.fail_start["a"] = 1
@@ -506,7 +510,7 @@ async def test_stop_on_a_supervisor_that_is_not_running_does_nothing() -> None:
 async def test_auto_shutdown_is_an_event(autojump_clock: MockClock) -> None:
     from nursemaid import AutoShutdown, SupervisorAutoShutdown
 
-    kids = Kids()
+    kids = ScriptedChildren()
     sup = Supervisor(
         [kids.spec("s", Restart.TRANSIENT, significant=True)],
         auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
@@ -528,7 +532,7 @@ async def test_auto_shutdown_is_an_event(autojump_clock: MockClock) -> None:
 async def test_starts_and_orderly_exits_log_at_debug(
     autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with caplog.at_level(logging.DEBUG, logger="nursemaid.supervisor"):
         async with open_supervisor([kids.spec("a")], name="s"):
             pass
@@ -537,7 +541,7 @@ async def test_starts_and_orderly_exits_log_at_debug(
 
 
 async def test_a_started_child_may_stop_its_own_supervisor(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     holder: dict[str, Supervisor] = {}
 
     async def stopper(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:

@@ -1,7 +1,8 @@
 """OTP's supervisor_SUITE, the single-node cases that apply, ported to nursemaid.
 
 Each test is named after its Erlang case (``sup_start_normal`` →
-``test_sup_start_normal``). Children are scripted doubles (:class:`Kids`): the
+``test_sup_start_normal``). Children are scripted doubles
+(:class:`nursemaid.testing.ScriptedChildren`): the
 test tells a child to crash or to return, and every start, stop, crash and
 normal exit lands in one ordered log, which the tests compare with what OTP
 does. Time is Trio's MockClock (the ``autojump_clock`` fixture): no real sleeps.
@@ -16,7 +17,6 @@ the table row exists and is tested in ``tests/unit/test_policy.py``).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Hashable
 from typing import Any
 
@@ -41,95 +41,10 @@ from nursemaid import (
     Supervisor,
     UsageError,
     open_supervisor,
-    shutdown_grace,
 )
+from nursemaid.testing import ScriptedChildren, ScriptedCrash, ScriptedStartFailure
 
 P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
-
-
-class Crash(Exception):
-    """What a scripted child raises when told to crash."""
-
-
-class StartFailure(Exception):
-    """What a scripted child raises when told to fail its start."""
-
-
-class Kids:
-    """Scripted children sharing one ordered log of what happened to them.
-
-    Log entries: ``("start", id)`` when ``start`` is called, ``("stop", id)`` when
-    it is cancelled by its supervisor, ``("crash", id)`` and ``("exit", id)``
-    when told to crash or return. ``fail_start[id] = n`` makes the next *n*
-    starts raise (``-1``: every start).
-    """
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, Hashable]] = []
-        self.fail_start: dict[Hashable, int] = {}
-        self.cleanup: dict[Hashable, float] = {}  # seconds of awaiting in shutdown_grace
-        self.grace_cut: list[Hashable] = []
-        self._orders: dict[Hashable, trio.MemorySendChannel[str]] = {}
-        self._count = 0
-        self.failed_starts = 0
-        self._failed = trio.Event()
-
-    def spec(self, id: Hashable, restart: Restart = P, **options: Any) -> ChildSpec:
-        return ChildSpec(id, functools.partial(self._child, id), restart, **options)
-
-    async def _child(
-        self, id: Hashable, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        self.log.append(("start", id))
-        left = self.fail_start.get(id, 0)
-        if left:
-            self.fail_start[id] = left - 1 if left > 0 else left
-            self.failed_starts += 1
-            self._failed.set()
-            raise StartFailure(id)
-        send, receive = trio.open_memory_channel[str](1)
-        self._orders[id] = send
-        self._count += 1
-        task_status.started(f"{id}#{self._count}")
-        try:
-            order = await receive.receive()
-        except trio.Cancelled:
-            self.log.append(("stop", id))
-            if id in self.cleanup:
-                with shutdown_grace() as grace:
-                    await trio.sleep(self.cleanup[id])
-                if grace.cancelled_caught:
-                    self.grace_cut.append(id)
-            raise
-        finally:
-            if self._orders.get(id) is send:
-                del self._orders[id]
-        self.log.append((order, id))
-        if order == "crash":
-            raise Crash(id)
-
-    def running(self) -> set[Hashable]:
-        return set(self._orders)
-
-    async def crash(self, id: Hashable) -> None:
-        """Make child *id* raise, and wait until its supervisor has dealt with it."""
-        self._orders[id].send_nowait("crash")
-        await trio.testing.wait_all_tasks_blocked()
-
-    async def exit(self, id: Hashable) -> None:
-        """Make child *id* return normally, and wait until its supervisor has dealt with it."""
-        self._orders[id].send_nowait("exit")
-        await trio.testing.wait_all_tasks_blocked()
-
-    async def wait_failed_starts(self, n: int) -> None:
-        """Wait until *n* starts have failed in all."""
-        while self.failed_starts < n:
-            self._failed = trio.Event()
-            await self._failed.wait()
-
-    def take(self) -> list[tuple[str, Hashable]]:
-        log, self.log = self.log, []
-        return log
 
 
 def states(sup: Supervisor) -> list[tuple[Hashable, ChildState]]:
@@ -152,7 +67,7 @@ async def test_sup_start_normal(autojump_clock: MockClock) -> None:
 
 async def test_sup_start_fail(autojump_clock: MockClock) -> None:
     # An initial child fails: the ones started before it stop in reverse order.
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.fail_start["c"] = 1
     with pytest.raises(StartError) as info:
         async with open_supervisor(
@@ -160,7 +75,7 @@ async def test_sup_start_fail(autojump_clock: MockClock) -> None:
         ):
             pytest.fail("the block must not run")  # pragma: no cover
     assert info.value.child_id == "c"
-    assert isinstance(info.value.reason, StartFailure)
+    assert isinstance(info.value.reason, ScriptedStartFailure)
     assert info.value.__cause__ is info.value.reason
     assert kids.take() == [
         ("start", "a"),
@@ -194,7 +109,7 @@ async def test_sup_start_timeout_is_a_start_failure(autojump_clock: MockClock) -
 
 
 async def test_sup_start_map(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     specs = [kids.spec("child1"), kids.spec("child2", shutdown=BRUTAL_KILL)]
     async with open_supervisor(specs) as sup:
         (c1, c2) = sup.which_children()
@@ -214,7 +129,7 @@ async def test_sup_flags(autojump_clock: MockClock) -> None:
 
 
 async def test_child_specs(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([]) as sup:
         with pytest.raises(TypeError, match="children must be ChildSpec instances"):
             await sup.start_child("hej")  # type: ignore[arg-type]
@@ -227,7 +142,7 @@ async def test_child_specs(autojump_clock: MockClock) -> None:
 
 
 async def test_sup_stop_infinity(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.cleanup.update(child1=100.0, child2=100.0)
     start = trio.current_time()
     async with open_supervisor([]) as sup:
@@ -238,7 +153,7 @@ async def test_sup_stop_infinity(autojump_clock: MockClock) -> None:
 
 
 async def test_sup_stop_timeout(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.cleanup.update(child1=0.5, child2=200.0)
     start = trio.current_time()
     async with open_supervisor([]) as sup:
@@ -250,7 +165,7 @@ async def test_sup_stop_timeout(autojump_clock: MockClock) -> None:
 
 
 async def test_sup_stop_brutal_kill(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.cleanup.update(child1=0.5, child2=200.0)
     start = trio.current_time()
     async with open_supervisor([]) as sup:
@@ -264,7 +179,7 @@ async def test_sup_stop_brutal_kill(autojump_clock: MockClock) -> None:
 
 
 async def test_child_adm(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1")], name="sup_test") as sup:
         assert states(sup) == [("child1", ChildState.RUNNING)]
         assert counts(sup) == [1, 1, 0, 1]
@@ -312,7 +227,7 @@ async def test_child_adm(autojump_clock: MockClock) -> None:
 
 async def test_extra_return(autojump_clock: MockClock) -> None:
     # start_child and restart_child return what the child passed to started().
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([]) as sup:
         first = await sup.start_child(kids.spec("child1"))
         assert first == "child1#1"
@@ -347,7 +262,7 @@ async def test_restart_type_termination(
 ) -> None:
     # permanent_normal, transient_normal, temporary_normal,
     # permanent_abnormal, transient_abnormal, temporary_abnormal
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([], intensity=2, period=3600) as sup:
         await sup.start_child(kids.spec("child1", restart))
         await (kids.crash("child1") if how == "crash" else kids.exit("child1"))
@@ -357,7 +272,7 @@ async def test_restart_type_termination(
 
 
 async def test_permanent_normal(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1")]) as sup:
         await kids.exit("child1")
         assert counts(sup) == [1, 1, 0, 1]
@@ -365,14 +280,14 @@ async def test_permanent_normal(autojump_clock: MockClock) -> None:
 
 
 async def test_transient_normal(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1", T)]) as sup:
         await kids.exit("child1")
         assert counts(sup) == [1, 0, 0, 1]
 
 
 async def test_temporary_abnormal(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1", TMP)]) as sup:
         await kids.crash("child1")
         assert counts(sup) == [0, 0, 0, 0]
@@ -380,7 +295,7 @@ async def test_temporary_abnormal(autojump_clock: MockClock) -> None:
 
 async def test_temporary_bystander(autojump_clock: MockClock) -> None:
     # A temporary sibling stopped by a one_for_all restart is dropped, not restarted.
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("child1", P), kids.spec("child2", TMP)]
     async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL) as sup:
         kids.take()
@@ -390,7 +305,7 @@ async def test_temporary_bystander(autojump_clock: MockClock) -> None:
 
 
 async def test_do_not_save_child_specs_for_temporary_children(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([]) as sup:
         await sup.start_child(kids.spec("t1", TMP))
         await sup.start_child(kids.spec("t2", TMP))
@@ -408,7 +323,7 @@ async def test_do_not_save_child_specs_for_temporary_children(autojump_clock: Mo
 
 async def test_multiple_restarts(autojump_clock: MockClock) -> None:
     # Restarts within the intensity keep the child alive; one more escalates.
-    kids = Kids()
+    kids = ScriptedChildren()
     with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
         async with open_supervisor([kids.spec("child1")], intensity=3, period=3600):
             for _ in range(3):
@@ -419,13 +334,13 @@ async def test_multiple_restarts(autojump_clock: MockClock) -> None:
     assert info.value.intensity == 3
     assert len(info.value.restarts) == 4
     assert info.value.child_id == "child1"
-    assert isinstance(info.value.reason, Crash)
+    assert isinstance(info.value.reason, ScriptedCrash)
 
 
 async def test_restart_intensity_forgets_restarts_older_than_period(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1")], intensity=1, period=10) as sup:
         for _ in range(5):
             await kids.crash("child1")
@@ -436,7 +351,7 @@ async def test_restart_intensity_forgets_restarts_older_than_period(
 async def test_restart_intensity_follows_the_worked_timeline(autojump_clock: MockClock) -> None:
     # docs/supervision.md: intensity 3, period 5; crashes at 0, 1, 2, 6, 6.5 are
     # restarted, the one at 7 is the fourth within 5 s and stops the supervisor.
-    kids = Kids()
+    kids = ScriptedChildren()
     start = trio.current_time()
     with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
         async with open_supervisor([kids.spec("a")], intensity=3, period=5.0):
@@ -448,7 +363,7 @@ async def test_restart_intensity_follows_the_worked_timeline(autojump_clock: Moc
 
 
 async def test_one_for_one(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1"), kids.spec("child2")]) as sup:
         kids.take()
         await kids.crash("child1")
@@ -457,7 +372,7 @@ async def test_one_for_one(autojump_clock: MockClock) -> None:
 
 
 async def test_one_for_one_escalation(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     kids.fail_start["child1"] = -1
     with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
         async with open_supervisor([kids.spec("child2")], intensity=1, period=3600) as sup:
@@ -474,7 +389,7 @@ async def test_one_for_one_escalation(autojump_clock: MockClock) -> None:
 
 
 async def test_one_for_all(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
     async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL) as sup:
         kids.take()
@@ -491,7 +406,7 @@ async def test_one_for_all(autojump_clock: MockClock) -> None:
 
 
 async def test_one_for_all_escalation(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b")]
     with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
         async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL, intensity=1):
@@ -504,7 +419,7 @@ async def test_one_for_all_escalation(autojump_clock: MockClock) -> None:
 async def test_one_for_all_other_child_fails_restart(autojump_clock: MockClock) -> None:
     # A sibling failing to start during a one_for_all restart is retried (with
     # every child restarted again), each try counting towards the intensity.
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
     async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL, intensity=3) as sup:
         kids.take()
@@ -528,7 +443,7 @@ async def test_one_for_all_other_child_fails_restart(autojump_clock: MockClock) 
 
 
 async def test_rest_for_one(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
     async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE):
         kids.take()
@@ -539,7 +454,7 @@ async def test_rest_for_one(autojump_clock: MockClock) -> None:
 
 
 async def test_rest_for_one_escalation(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b")]
     with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
         async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=1):
@@ -550,7 +465,7 @@ async def test_rest_for_one_escalation(autojump_clock: MockClock) -> None:
 
 
 async def test_rest_for_one_other_child_fails_restart(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
     async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=3) as sup:
         kids.take()
@@ -571,10 +486,10 @@ async def test_rest_for_one_other_child_fails_restart(autojump_clock: MockClock)
 async def test_hanging_restart_loop(autojump_clock: MockClock) -> None:
     # A child whose restarts keep failing: the retries go through the mailbox,
     # so a terminate_child call still gets its turn and ends the loop.
-    kids = Kids()
+    kids = ScriptedChildren()
     async with open_supervisor([kids.spec("child1")], intensity=10**6, period=1) as sup:
         kids.fail_start["child1"] = -1
-        kids._orders["child1"].send_nowait("crash")
+        kids.crash_nowait("child1")
         await kids.wait_failed_starts(3)
         assert states(sup) == [("child1", ChildState.RESTARTING)]
         await sup.terminate_child("child1")
@@ -586,7 +501,7 @@ async def test_hanging_restart_loop(autojump_clock: MockClock) -> None:
 
 
 async def test_hanging_restart_loop_escalates_at_intensity(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
         async with open_supervisor([kids.spec("child1")], intensity=5, period=3600):
             kids.fail_start["child1"] = -1
@@ -602,7 +517,7 @@ async def test_hanging_restart_loop_escalates_at_intensity(autojump_clock: MockC
 async def test_tree(autojump_clock: MockClock) -> None:
     # Supervisor tree: a crash in an inner supervisor's child is handled there;
     # the inner one escalating is a crash of a child in the outer one.
-    kids = Kids()
+    kids = ScriptedChildren()
     inner = Supervisor([kids.spec("w1"), kids.spec("w2")], name="inner", intensity=1)
     outer_children = [inner.child_spec(), kids.spec("o1")]
     async with open_supervisor(outer_children, name="outer", intensity=1) as outer:
@@ -625,7 +540,7 @@ async def test_tree(autojump_clock: MockClock) -> None:
 async def test_child_supervisor_restarts_from_its_constructor_children(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     inner = Supervisor([kids.spec("w1")], name="inner", intensity=0)
     async with open_supervisor([inner.child_spec()]):
         await inner.start_child(kids.spec("dyn"))
@@ -635,7 +550,7 @@ async def test_child_supervisor_restarts_from_its_constructor_children(
 
 
 async def test_count_children(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     inner = Supervisor([], name="inner")
     async with open_supervisor([kids.spec("w"), inner.child_spec("s")]) as sup:
         assert counts(sup) == [2, 2, 1, 1]
@@ -647,7 +562,7 @@ async def test_count_children(autojump_clock: MockClock) -> None:
 
 
 async def test_auto_shutdown_any_significant(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [
         kids.spec("a"),
         kids.spec("s1", T, significant=True),
@@ -662,7 +577,7 @@ async def test_auto_shutdown_any_significant(autojump_clock: MockClock) -> None:
 
 
 async def test_auto_shutdown_all_significant(autojump_clock: MockClock) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [
         kids.spec("a"),
         kids.spec("s1", TMP, significant=True),
@@ -681,7 +596,7 @@ async def test_auto_shutdown_all_significant(autojump_clock: MockClock) -> None:
 async def test_significant_transient_crash_is_restarted_not_shut_down(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("s", T, significant=True)]
     async with open_supervisor(children, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT):
         await kids.crash("s")
@@ -691,7 +606,7 @@ async def test_significant_transient_crash_is_restarted_not_shut_down(
 async def test_terminating_a_significant_child_does_not_auto_shutdown(
     autojump_clock: MockClock,
 ) -> None:
-    kids = Kids()
+    kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("s", T, significant=True)]
     async with open_supervisor(children, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT) as sup:
         await sup.terminate_child("s")

@@ -28,7 +28,6 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from integration.test_supervisor_suite import Kids  # the scripted children, shared
 from nursemaid import (
     AutoShutdown,
     ChildNotFound,
@@ -41,6 +40,7 @@ from nursemaid import (
     UsageError,
     open_supervisor,
 )
+from nursemaid.testing import ScriptedChildren
 
 P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
 RUNNING, RESTARTING, STOPPED = ChildState.RUNNING, ChildState.RESTARTING, ChildState.STOPPED
@@ -232,7 +232,7 @@ def test_supervisor_matches_the_otp_model(
     def can_be_significant(restart: Restart, wanted: bool) -> bool:
         return wanted and restart is not P and auto_shutdown is not AutoShutdown.NEVER
 
-    kids = Kids()
+    kids = ScriptedChildren()
     initial = [(r, can_be_significant(r, s)) for r, s in initial]
     specs = [kids.spec(f"c{n}", r, significant=s) for n, (r, s) in enumerate(initial)]
     model = OtpModel(

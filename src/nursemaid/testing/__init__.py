@@ -1,7 +1,8 @@
 """nursemaid.testing: the harness for property-based tests of supervised workers.
 
 A Trio driver for hypothesis state machines (:class:`TrioStateMachine`), hypothesis
-strategies for fault plans and client schedules, a fault-injecting worker program
+strategies for fault plans and client schedules, scripted supervised children
+(:class:`ScriptedChildren`), a fault-injecting worker program
 (``python -m nursemaid.testing.fault_worker``), and a pytest plugin with fixtures.
 See ``docs/testing.md``.
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from nursemaid.testing._pool_machine import ScriptedTarget as ScriptedTarget
     from nursemaid.testing._pool_machine import ScriptedWorkers as ScriptedWorkers
     from nursemaid.testing._pool_machine import pool_state_machine as pool_state_machine
+    from nursemaid.testing._scripted import ScriptedChildren as ScriptedChildren
+    from nursemaid.testing._scripted import ScriptedCrash as ScriptedCrash
+    from nursemaid.testing._scripted import ScriptedStartFailure as ScriptedStartFailure
     from nursemaid.testing._strategies import FAULT_KINDS as FAULT_KINDS
     from nursemaid.testing._strategies import ClientVisit as ClientVisit
     from nursemaid.testing._strategies import FaultPlan as FaultPlan
@@ -72,6 +76,11 @@ __getattr__, __dir__, __all__ = attach(
             "ScriptedTarget",
             "ScriptedWorkers",
             "pool_state_machine",
+        ),
+        "nursemaid.testing._scripted": (
+            "ScriptedChildren",
+            "ScriptedCrash",
+            "ScriptedStartFailure",
         ),
         "nursemaid.testing._strategies": (
             "FAULT_KINDS",
