@@ -63,7 +63,8 @@ def test_unknown_diagram_is_a_usage_error_naming_the_choices(
 ) -> None:
     status, _, err = run_main(capsys, "diagram", "pool")
     assert status == 2
-    assert "unknown diagram 'pool' (expected lifecycle or supervisor)" in err
+    expected = "lifecycle, supervisor, one_for_one, one_for_all or rest_for_one"
+    assert f"unknown diagram 'pool' (expected {expected})" in err
 
 
 @pytest.mark.parametrize(

@@ -80,9 +80,11 @@ def _fault_list(text: str) -> tuple[str, ...]:
 
 
 def _diagram_name(text: str) -> str:
-    if text not in DIAGRAMS:
+    from nursemaid._cli._diagram import NAMES
+
+    if text not in NAMES:
         raise argparse.ArgumentTypeError(
-            f"unknown diagram {text!r} (expected {' or '.join(DIAGRAMS)})"
+            f"unknown diagram {text!r} (expected {', '.join(NAMES[:-1])} or {NAMES[-1]})"
         )
     return text
 
@@ -175,8 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
         "which",
         nargs="*",
         type=_diagram_name,
-        metavar="lifecycle|supervisor",
-        help="which diagrams (default: both)",
+        metavar="lifecycle|supervisor|one_for_one|one_for_all|rest_for_one",
+        help="which diagrams (default: lifecycle and supervisor; one_for_one, "
+        "one_for_all and rest_for_one draw one restart strategy each)",
+    )
+    diagram.add_argument(
+        "--write",
+        metavar="DIR",
+        help="instead of printing, write every diagram the docs use into DIR "
+        "(docs/_generated), one file per diagram and format, each exactly what "
+        "printing it gives",
     )
     return parser
 
@@ -208,8 +218,14 @@ def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _run_diagram(args: argparse.Namespace) -> int:
-    from nursemaid._cli._diagram import diagrams
+    from nursemaid._cli._diagram import diagrams, write_generated
 
+    if args.write is not None:
+        from pathlib import Path
+
+        for path in write_generated(Path(args.write)):
+            print(path)
+        return 0
     print(diagrams(args.which or list(DIAGRAMS), args.format), end="")
     return 0
 
