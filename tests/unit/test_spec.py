@@ -141,3 +141,22 @@ def test_a_supervisors_run_is_inferred_as_a_supervisor_child() -> None:
     spec = sup.child_spec()
     assert (spec.id, spec.type, spec.shutdown) == ("inner", ChildType.SUPERVISOR, INFINITY)
     assert spec.start_timeout == math.inf
+
+
+def test_every_supervisor_enum_member_reprs_as_the_python_that_names_it() -> None:
+    import nursemaid
+    from nursemaid.supervisor._policy import Decision
+
+    enums = [
+        nursemaid.AutoShutdown,
+        nursemaid.ChildState,
+        nursemaid.ChildType,
+        nursemaid.ExitKind,
+        nursemaid.Restart,
+        nursemaid.Strategy,
+    ]
+    for cls in enums:
+        for member in cls:
+            assert eval(repr(member), {cls.__name__: cls}) is member
+    assert [repr(d) for d in Decision] == ["Decision.RESTART", "Decision.FORGET"]
+    assert repr(BRUTAL_KILL) == "BRUTAL_KILL"

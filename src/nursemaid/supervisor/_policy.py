@@ -40,7 +40,7 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-from nursemaid.supervisor._spec import AutoShutdown, Restart
+from nursemaid.supervisor._spec import AutoShutdown, Restart, member_repr
 
 __all__ = [
     "KEEPS_SPEC",
@@ -62,8 +62,7 @@ class ExitKind(enum.Enum):
     CRASH = "crash"
     """``start`` raised an ``Exception`` (any other OTP exit reason)."""
 
-    def __repr__(self) -> str:
-        return f"ExitKind.{self.name}"
+    __repr__ = member_repr
 
 
 class Decision(enum.Enum):
@@ -74,8 +73,7 @@ class Decision(enum.Enum):
     FORGET = "forget"
     """Leave it stopped (drop the spec if TEMPORARY); maybe auto-shutdown."""
 
-    def __repr__(self) -> str:
-        return f"Decision.{self.name}"
+    __repr__ = member_repr
 
 
 RESTART: Final = Decision.RESTART

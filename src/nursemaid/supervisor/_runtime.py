@@ -91,6 +91,7 @@ from nursemaid.supervisor._spec import (
     Strategy,
     SupervisorFlags,
     check_specs,
+    member_repr,
 )
 from nursemaid.supervisor._strategy import Sibling, plan_restart
 
@@ -117,8 +118,7 @@ class ChildState(enum.Enum):
     STOPPED = "stopped"
     """Spec kept, no task: not yet started, terminated, or exited (OTP: ``undefined``)."""
 
-    def __repr__(self) -> str:
-        return f"ChildState.{self.name}"
+    __repr__ = member_repr
 
 
 @attrs.frozen
@@ -949,6 +949,17 @@ class Supervisor:
                 f"supervisor {self.name!r} has no child {child_id!r}", child_id=child_id
             ) from None
 
+    def _lookup_stopped(self, child_id: Hashable) -> _Child:
+        """The child *child_id*, which restart_child and delete_child need stopped."""
+        child = self._lookup(child_id)
+        if child.state is not ChildState.STOPPED:
+            how = "is running" if child.state is ChildState.RUNNING else "is being restarted"
+            raise ChildRunning(
+                f"child {child_id!r} {how}; terminate_child({child_id!r}) first",
+                child_id=child_id,
+            )
+        return child
+
     async def start_child(self, spec: ChildSpec) -> Any:
         """Add *spec* and start it; return the handle it passed to ``started``.
 
@@ -1014,13 +1025,7 @@ class Supervisor:
         """
 
         async def op() -> Any:
-            child = self._lookup(child_id)
-            if child.state is not ChildState.STOPPED:
-                how = "is running" if child.state is ChildState.RUNNING else "is being restarted"
-                raise ChildRunning(
-                    f"child {child_id!r} {how}; terminate_child({child_id!r}) first",
-                    child_id=child_id,
-                )
+            child = self._lookup_stopped(child_id)
             failure = await self._start(child)
             if failure is not None:
                 raise self._start_error(child, failure)
@@ -1039,13 +1044,7 @@ class Supervisor:
         """
 
         async def op() -> None:
-            child = self._lookup(child_id)
-            if child.state is not ChildState.STOPPED:
-                how = "is running" if child.state is ChildState.RUNNING else "is being restarted"
-                raise ChildRunning(
-                    f"child {child_id!r} {how}; terminate_child({child_id!r}) first",
-                    child_id=child_id,
-                )
+            self._lookup_stopped(child_id)
             del self._children[child_id]
 
         await self._call("delete_child", op)

@@ -41,8 +41,18 @@ __all__ = [
     "Strategy",
     "SupervisorFlags",
     "check_specs",
+    "member_repr",
     "shutdown_seconds",
 ]
+
+
+def member_repr(member: enum.Enum) -> str:
+    """The ``__repr__`` of the supervisor's enums: ``Restart.PERMANENT``, valid Python.
+
+    Not Enum's ``<Restart.PERMANENT: 'permanent'>``: hypothesis failures replay as
+    printed, and the repr names the class as users import it.
+    """
+    return f"{type(member).__name__}.{member.name}"
 
 
 class Restart(enum.Enum):
@@ -55,8 +65,7 @@ class Restart(enum.Enum):
     TEMPORARY = "temporary"
     """Never restarted; its spec is dropped when it exits."""
 
-    def __repr__(self) -> str:
-        return f"Restart.{self.name}"
+    __repr__ = member_repr
 
 
 class Strategy(enum.Enum):
@@ -69,8 +78,7 @@ class Strategy(enum.Enum):
     REST_FOR_ONE = "rest_for_one"
     """The child and the ones started after it."""
 
-    def __repr__(self) -> str:
-        return f"Strategy.{self.name}"
+    __repr__ = member_repr
 
 
 class AutoShutdown(enum.Enum):
@@ -83,8 +91,7 @@ class AutoShutdown(enum.Enum):
     ALL_SIGNIFICANT = "all_significant"
     """Stop (normally) when a significant child exits and none is left running."""
 
-    def __repr__(self) -> str:
-        return f"AutoShutdown.{self.name}"
+    __repr__ = member_repr
 
 
 class ChildType(enum.Enum):
@@ -93,8 +100,7 @@ class ChildType(enum.Enum):
     WORKER = "worker"
     SUPERVISOR = "supervisor"
 
-    def __repr__(self) -> str:
-        return f"ChildType.{self.name}"
+    __repr__ = member_repr
 
 
 class Shutdown(enum.Enum):
