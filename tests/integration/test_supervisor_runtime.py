@@ -28,6 +28,7 @@ from nursemaid import (
     Strategy,
     Supervisor,
     SupervisorEscalated,
+    SupervisorEvent,
     UsageError,
     current_shutdown,
     open_supervisor,
@@ -388,6 +389,16 @@ async def test_whereis_outside_a_tree_is_a_usage_error() -> None:
 # -------------------------------------------------------------- events, logs
 
 
+def received(events: trio.MemoryReceiveChannel[SupervisorEvent]) -> list[SupervisorEvent]:
+    """Every event already sent on *events*, without waiting for more."""
+    seen = []
+    while True:
+        try:
+            seen.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return seen
+
+
 async def test_every_start_exit_restart_and_escalation_is_an_event(
     autojump_clock: MockClock,
 ) -> None:
@@ -399,12 +410,7 @@ async def test_every_start_exit_restart_and_escalation_is_an_event(
             await nursery.start(sup.run)
             await kids.crash("a")
             await kids.crash("a")
-    seen = []
-    while True:
-        try:
-            seen.append(events.receive_nowait())
-        except trio.WouldBlock:
-            break
+    seen = received(events)
     kinds = [(type(e).__name__, e.child_id) for e in seen]
     assert kinds == [
         ("ChildStarted", "a"),
@@ -481,14 +487,7 @@ async def test_calling_started_twice_is_a_crash(autojump_clock: MockClock) -> No
         await nursery.start(sup.run)
         await trio.testing.wait_all_tasks_blocked()
         await sup.stop()
-    exits: list[ChildExited] = []
-    while True:
-        try:
-            event = events.receive_nowait()
-        except trio.WouldBlock:
-            break
-        if isinstance(event, ChildExited):
-            exits.append(event)
+    exits = [e for e in received(events) if isinstance(e, ChildExited)]
     assert [(e.kind, type(e.exception)) for e in exits] == [(ExitKind.CRASH, RuntimeError)]
 
 
@@ -519,12 +518,7 @@ async def test_auto_shutdown_is_an_event(autojump_clock: MockClock) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await kids.exit("s")
-    seen = []
-    while True:
-        try:
-            seen.append(events.receive_nowait())
-        except trio.WouldBlock:
-            break
+    seen = received(events)
     assert isinstance(seen[-1], SupervisorAutoShutdown)
     assert seen[-1].child_id == "s"
 

@@ -1,11 +1,12 @@
 """OTP's supervisor_SUITE, the single-node cases that apply, ported to nursemaid.
 
 Each test is named after its Erlang case (``sup_start_normal`` →
-``test_sup_start_normal``). Children are scripted doubles
-(:class:`nursemaid.testing.ScriptedChildren`): the
-test tells a child to crash or to return, and every start, stop, crash and
-normal exit lands in one ordered log, which the tests compare with what OTP
-does. Time is Trio's MockClock (the ``autojump_clock`` fixture): no real sleeps.
+``test_sup_start_normal``); where one test runs several cases that differ only in
+their data, its parameter ids are the cases' names. Children are scripted doubles
+(:class:`nursemaid.testing.ScriptedChildren`): the test tells a child to crash or
+to return, and every start, stop, crash and normal exit lands in one ordered log,
+which the tests compare with what OTP does. Time is Trio's MockClock (the
+``autojump_clock`` fixture): no real sleeps.
 
 Cases that do not apply: ``sup_start_ignore_*`` (a Trio start function has no
 ``ignore`` return), ``simple_one_for_one*`` (no such strategy: use
@@ -405,43 +406,6 @@ async def test_one_for_all(autojump_clock: MockClock) -> None:
         assert [c.restarts for c in sup.which_children()] == [1, 1, 1]
 
 
-async def test_one_for_all_escalation(autojump_clock: MockClock) -> None:
-    kids = ScriptedChildren()
-    children = [kids.spec("a"), kids.spec("b")]
-    with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
-        async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL, intensity=1):
-            await kids.crash("a")
-            await kids.crash("b")
-            pytest.fail("cancelled")  # pragma: no cover
-    assert kids.take()[-2:] == [("crash", "b"), ("stop", "a")]
-
-
-async def test_one_for_all_other_child_fails_restart(autojump_clock: MockClock) -> None:
-    # A sibling failing to start during a one_for_all restart is retried (with
-    # every child restarted again), each try counting towards the intensity.
-    kids = ScriptedChildren()
-    children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
-    async with open_supervisor(children, strategy=Strategy.ONE_FOR_ALL, intensity=3) as sup:
-        kids.take()
-        kids.fail_start["c"] = 1
-        await kids.crash("a")
-        assert kids.take() == [
-            ("crash", "a"),
-            ("stop", "c"),
-            ("stop", "b"),
-            ("start", "a"),
-            ("start", "b"),
-            ("start", "c"),  # fails
-            # try again: the others are stopped and everything starts again
-            ("stop", "b"),
-            ("stop", "a"),
-            ("start", "a"),
-            ("start", "b"),
-            ("start", "c"),
-        ]
-        assert all(state is ChildState.RUNNING for _, state in states(sup))
-
-
 async def test_rest_for_one(autojump_clock: MockClock) -> None:
     kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
@@ -453,33 +417,80 @@ async def test_rest_for_one(autojump_clock: MockClock) -> None:
         assert kids.take() == [("crash", "c"), ("start", "c")]
 
 
-async def test_rest_for_one_escalation(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "crashes", "tail"),
+    [
+        (Strategy.ONE_FOR_ALL, ["a", "b"], [("crash", "b"), ("stop", "a")]),
+        (Strategy.REST_FOR_ONE, ["a", "a"], [("crash", "a"), ("stop", "b")]),
+    ],
+    ids=["one_for_all_escalation", "rest_for_one_escalation"],
+)
+async def test_escalation_stops_the_other_children_and_raises(
+    autojump_clock: MockClock,
+    strategy: Strategy,
+    crashes: list[str],
+    tail: list[tuple[str, Hashable]],
+) -> None:
+    # intensity 1: the second restart gives up; what still runs is stopped.
     kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b")]
     with pytest.raises(RestartIntensityExceeded):  # noqa: PT012 - the scenario is the block
-        async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=1):
-            await kids.crash("a")
-            await kids.crash("a")
+        async with open_supervisor(children, strategy=strategy, intensity=1):
+            for child_id in crashes:
+                await kids.crash(child_id)
             pytest.fail("cancelled")  # pragma: no cover
-    assert kids.take()[-2:] == [("crash", "a"), ("stop", "b")]
+    assert kids.take()[-2:] == tail
 
 
-async def test_rest_for_one_other_child_fails_restart(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "fails", "log"),
+    [
+        (
+            Strategy.ONE_FOR_ALL,
+            "c",
+            [
+                ("crash", "a"),
+                ("stop", "c"),
+                ("stop", "b"),
+                ("start", "a"),
+                ("start", "b"),
+                ("start", "c"),  # fails
+                # try again: the others are stopped and everything starts again
+                ("stop", "b"),
+                ("stop", "a"),
+                ("start", "a"),
+                ("start", "b"),
+                ("start", "c"),
+            ],
+        ),
+        (
+            Strategy.REST_FOR_ONE,
+            "b",
+            [
+                ("crash", "a"),
+                ("stop", "c"),
+                ("stop", "b"),
+                ("start", "a"),
+                ("start", "b"),  # fails; c is not started
+                ("start", "b"),  # try again from b
+                ("start", "c"),
+            ],
+        ),
+    ],
+    ids=["one_for_all_other_child_fails_restart", "rest_for_one_other_child_fails_restart"],
+)
+async def test_sibling_failing_its_restart_is_retried(
+    autojump_clock: MockClock, strategy: Strategy, fails: str, log: list[tuple[str, Hashable]]
+) -> None:
+    # A sibling failing to start during a restart is retried (from the strategy's
+    # first child again), each try counting towards the intensity.
     kids = ScriptedChildren()
     children = [kids.spec("a"), kids.spec("b"), kids.spec("c")]
-    async with open_supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=3) as sup:
+    async with open_supervisor(children, strategy=strategy, intensity=3) as sup:
         kids.take()
-        kids.fail_start["b"] = 1
+        kids.fail_start[fails] = 1
         await kids.crash("a")
-        assert kids.take() == [
-            ("crash", "a"),
-            ("stop", "c"),
-            ("stop", "b"),
-            ("start", "a"),
-            ("start", "b"),  # fails; c is not started
-            ("start", "b"),  # try again from b
-            ("start", "c"),
-        ]
+        assert kids.take() == log
         assert all(state is ChildState.RUNNING for _, state in states(sup))
 
 
