@@ -486,15 +486,4 @@ def _identifier(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "machine"
 
 
-show_public_module(
-    globals(),
-    (
-        "DEFAULT_AVERAGE_STEPS",
-        "DEFAULT_MAX_STEPS",
-        "DEFAULT_STEP_TIMEOUT",
-        "Harness",
-        "Rule",
-        "TrioStateMachine",
-        "autojump_clock",
-    ),
-)
+show_public_module(globals())

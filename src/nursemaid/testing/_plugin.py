@@ -299,4 +299,4 @@ async def nursemaid_pool(
     return await nursemaid_open_pool(nursemaid_pool_worker, **nursemaid_pool_options)
 
 
-show_public_module(globals(), ("EventCapture", "LeakCheck"))
+show_public_module(globals())

@@ -707,17 +707,4 @@ def pool_state_machine(
     return machine
 
 
-show_public_module(
-    globals(),
-    (
-        "FAULT_WORKER",
-        "Handshake",
-        "PoolClient",
-        "PoolTarget",
-        "PoolWorld",
-        "PortTarget",
-        "ScriptedTarget",
-        "ScriptedWorkers",
-        "pool_state_machine",
-    ),
-)
+show_public_module(globals())

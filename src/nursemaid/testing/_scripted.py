@@ -263,7 +263,4 @@ class ScriptedChildren:
             raise ScriptedCrash(id)
 
 
-show_public_module(
-    globals(),
-    ("ScriptedChildren", "ScriptedCrash", "ScriptedStartFailure"),
-)
+show_public_module(globals())

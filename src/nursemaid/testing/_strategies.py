@@ -256,15 +256,4 @@ async def run_client_schedule(
     return outcomes
 
 
-show_public_module(
-    globals(),
-    (
-        "FAULT_KINDS",
-        "ClientVisit",
-        "FaultPlan",
-        "LeaseEnd",
-        "client_schedules",
-        "fault_plans",
-        "run_client_schedule",
-    ),
-)
+show_public_module(globals())
