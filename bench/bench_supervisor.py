@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,89 @@ def pin_one_cpu() -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ---------------------------------------------------------- shared by the rows
+# Plain module-level code, no nursemaid import: the triotp rows run this file in
+# their own venv.
+
+
+class Allocated:
+    """Bytes allocated (tracemalloc) inside a ``with Allocated() as a:`` block: ``a.bytes``."""
+
+    bytes = 0
+
+    def __enter__(self) -> Allocated:
+        tracemalloc.start()
+        self._before = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bytes = tracemalloc.get_traced_memory()[0] - self._before
+        tracemalloc.stop()
+
+
+def sleeping_children(n: int) -> tuple[Callable[[], Awaitable[None]], Any]:
+    """A child that sleeps forever, and a ``trio.Event`` set once *n* of them run.
+
+    For the rows whose children have no ``task_status`` (plain nursery, triotp):
+    they count as started when the event is set. Call inside ``trio.run``.
+    """
+    import trio
+
+    all_up = trio.Event()
+    running = 0
+
+    async def child() -> None:
+        nonlocal running
+        running += 1
+        if running == n:
+            all_up.set()
+        await trio.sleep_forever()
+
+    return child, all_up
+
+
+class CrashLoop:
+    """One child crashed over and over, timing each crash until its replacement runs.
+
+    The child calls :meth:`replaced` first thing (ending the previous sample), then,
+    once it counts as started, ``await crash_when_told()``; :meth:`drive` tells it.
+    Call inside ``trio.run``.
+    """
+
+    class Crash(Exception):
+        pass
+
+    def __init__(self) -> None:
+        import trio
+
+        self.samples: list[float] = []
+        self._t0: int | None = None
+        self._running = trio.Event()
+        self._go = trio.Event()
+
+    def replaced(self) -> None:
+        if self._t0 is not None:
+            self.samples.append((time.perf_counter_ns() - self._t0) / 1e3)
+
+    async def crash_when_told(self) -> None:
+        self._running.set()
+        await self._go.wait()
+        self._t0 = time.perf_counter_ns()
+        raise self.Crash
+
+    async def drive(self, crashes: int) -> list[float]:
+        """Crash the child *crashes* times; return the samples past the warm-up."""
+        import trio
+
+        await self._running.wait()
+        for _ in range(crashes):
+            self._running = trio.Event()
+            told, self._go = self._go, trio.Event()
+            told.set()
+            await self._running.wait()
+        return self.samples[len(self.samples) // 10 :]  # drop warm-up
 
 
 # --------------------------------------------------------------------- nursemaid
@@ -89,35 +172,20 @@ def nursemaid_restart_latency(crashes: int) -> list[float]:
 
     from nursemaid import ChildSpec, Supervisor
 
-    state: dict[str, Any] = {"t0": None, "samples": []}
-    restarted = trio.Event()
-    go = trio.Event()
-
-    class Crash(Exception):
-        pass
-
-    async def child(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        nonlocal go
-        if state["t0"] is not None:
-            state["samples"].append((time.perf_counter_ns() - state["t0"]) / 1e3)
-        task_status.started()
-        state["restarted"].set()
-        await state["go"].wait()
-        state["t0"] = time.perf_counter_ns()
-        raise Crash
-
     async def main() -> list[float]:
+        loop = CrashLoop()
+
+        async def child(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            loop.replaced()
+            task_status.started()
+            await loop.crash_when_told()
+
         sup = Supervisor([ChildSpec("c", child)], intensity=10**9, period=1.0)
-        state["restarted"], state["go"] = restarted, go
         async with trio.open_nursery() as nursery:
             await nursery.start(sup.run)
-            for _ in range(crashes):
-                state["restarted"] = trio.Event()
-                old_go, state["go"] = state["go"], trio.Event()
-                old_go.set()
-                await state["restarted"].wait()
+            samples = await loop.drive(crashes)
             await sup.stop()
-        return state["samples"][len(state["samples"]) // 10 :]  # drop warm-up
+        return samples
 
     return trio.run(main)
 
@@ -136,14 +204,11 @@ def nursemaid_memory(n: int) -> float:
         async with trio.open_nursery() as nursery:
             await nursery.start(sup.run)
             specs = [ChildSpec(i, child) for i in range(n)]
-            tracemalloc.start()
-            before = tracemalloc.get_traced_memory()[0]
-            for spec in specs:
-                await sup.start_child(spec)
-            after = tracemalloc.get_traced_memory()[0]
-            tracemalloc.stop()
+            with Allocated() as allocated:
+                for spec in specs:
+                    await sup.start_child(spec)
             await sup.stop()
-        return (after - before) / n
+        return allocated.bytes / n
 
     return trio.run(main)
 
@@ -152,16 +217,7 @@ def plain_start_stop(n: int) -> dict[str, float]:
     import trio
 
     async def main() -> dict[str, float]:
-        running = 0
-        all_up = trio.Event()
-
-        async def child() -> None:
-            nonlocal running
-            running += 1
-            if running == n:
-                all_up.set()
-            await trio.sleep_forever()
-
+        child, all_up = sleeping_children(n)
         t0 = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for _ in range(n):
@@ -179,26 +235,14 @@ def plain_memory(n: int) -> float:
     import trio
 
     async def main() -> float:
-        running = 0
-        all_up = trio.Event()
-
-        async def child() -> None:
-            nonlocal running
-            running += 1
-            if running == n:
-                all_up.set()
-            await trio.sleep_forever()
-
+        child, all_up = sleeping_children(n)
         async with trio.open_nursery() as nursery:
-            tracemalloc.start()
-            before = tracemalloc.get_traced_memory()[0]
-            for _ in range(n):
-                nursery.start_soon(child)
-            await all_up.wait()
-            after = tracemalloc.get_traced_memory()[0]
-            tracemalloc.stop()
+            with Allocated() as allocated:
+                for _ in range(n):
+                    nursery.start_soon(child)
+                await all_up.wait()
             nursery.cancel_scope.cancel()
-        return (after - before) / n
+        return allocated.bytes / n
 
     return trio.run(main)
 
@@ -212,16 +256,7 @@ def triotp_start_stop(n: int) -> dict[str, float]:
     from triotp import supervisor
 
     async def main() -> dict[str, float]:
-        running = 0
-        all_up = trio.Event()
-
-        async def child() -> None:
-            nonlocal running
-            running += 1
-            if running == n:
-                all_up.set()
-            await trio.sleep_forever()
-
+        child, all_up = sleeping_children(n)
         specs = [supervisor.child_spec(id=f"c{i}", task=child, args=[]) for i in range(n)]
         t0 = time.perf_counter()
         async with trio.open_nursery() as nursery:
@@ -239,33 +274,20 @@ def triotp_restart_latency(crashes: int) -> list[float]:
     import trio
     from triotp import supervisor
 
-    state: dict[str, Any] = {"t0": None, "samples": []}
-
-    class Crash(Exception):
-        pass
-
-    async def child() -> None:
-        if state["t0"] is not None:
-            state["samples"].append((time.perf_counter_ns() - state["t0"]) / 1e3)
-        state["restarted"].set()
-        await state["go"].wait()
-        state["t0"] = time.perf_counter_ns()
-        raise Crash
-
     async def main() -> list[float]:
-        state["restarted"], state["go"] = trio.Event(), trio.Event()
+        loop = CrashLoop()
+
+        async def child() -> None:
+            loop.replaced()
+            await loop.crash_when_told()
+
         spec = supervisor.child_spec(id="c", task=child, args=[])
         options = supervisor.options(max_restarts=10**9, max_seconds=1)
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.start, [spec], options)
-            await state["restarted"].wait()
-            for _ in range(crashes):
-                state["restarted"] = trio.Event()
-                old_go, state["go"] = state["go"], trio.Event()
-                old_go.set()
-                await state["restarted"].wait()
+            samples = await loop.drive(crashes)
             nursery.cancel_scope.cancel()
-        return state["samples"][len(state["samples"]) // 10 :]
+        return samples
 
     return trio.run(main)
 
@@ -275,26 +297,14 @@ def triotp_memory(n: int) -> float:
     from triotp import supervisor
 
     async def main() -> float:
-        running = 0
-        all_up = trio.Event()
-
-        async def child() -> None:
-            nonlocal running
-            running += 1
-            if running == n:
-                all_up.set()
-            await trio.sleep_forever()
-
+        child, all_up = sleeping_children(n)
         specs = [supervisor.child_spec(id=f"c{i}", task=child, args=[]) for i in range(n)]
         async with trio.open_nursery() as nursery:
-            tracemalloc.start()
-            before = tracemalloc.get_traced_memory()[0]
-            await nursery.start(supervisor.start, specs, supervisor.options())
-            await all_up.wait()
-            after = tracemalloc.get_traced_memory()[0]
-            tracemalloc.stop()
+            with Allocated() as allocated:
+                await nursery.start(supervisor.start, specs, supervisor.options())
+                await all_up.wait()
             nursery.cancel_scope.cancel()
-        return (after - before) / n
+        return allocated.bytes / n
 
     return trio.run(main)
 
