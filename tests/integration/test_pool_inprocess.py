@@ -7,9 +7,11 @@ repeats the ones that involve processes.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -708,3 +710,59 @@ async def test_waiter_cancelled_before_the_hand_off_leaves_the_queue_and_the_wor
             await holder.__aexit__(None, None, None)
         stats = pool.statistics()
         assert (stats.idle, stats.leased, stats.waiting) == (1, 0, 0)
+
+
+class _Instant:
+    """A worker whose request returns at once: what remains is the pool's own cost."""
+
+    async def request(self, op: str, args: Any = None, *, timeout: float | None = None) -> Any:
+        return args
+
+    async def wait_exited(self) -> int:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stderr_tail(self) -> str:
+        return ""
+
+
+class _InstantWorkers:
+    ping_op = "ping"
+
+    @contextlib.asynccontextmanager
+    async def open_worker(self, worker_id: int) -> AsyncIterator[_Instant]:
+        yield _Instant()
+
+
+async def _python_calls(call: Callable[[], Awaitable[object]]) -> list[str]:
+    """The Python functions *call* runs (C functions are not counted)."""
+    names: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call":
+            names.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        await call()
+    finally:
+        sys.setprofile(None)
+    return names[1:]  # the call itself
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+async def test_execute_runs_at_most_fourteen_python_functions(
+    timeout: float | None,
+) -> None:
+    # The hot path's budget, in calls rather than microseconds so it cannot be flaky:
+    # execute itself, one cancellation check (Trio's, with its current_task), the
+    # clock at each end (once more with a timeout), the core's checkout and checkin
+    # with their three table-checked transitions, and the worker's request. Helper
+    # layers on this path (an _acquire_slot coroutine, a _checkin call, the run
+    # context's current_time) made it 21 (27 with a timeout); docs/pool.md's Performance
+    # section has what each costs.
+    async with open_pool(_InstantWorkers(), size=1, health_interval=None) as pool:
+        await pool.execute("echo", 1, timeout=timeout)
+        calls = await _python_calls(lambda: pool.execute("echo", 1, timeout=timeout))
+        assert calls.count("_Instant.request") == 1
+        assert len(calls) <= (14 if timeout is None else 15), calls
