@@ -18,7 +18,7 @@ import pytest
 
 import nursemaid
 
-LAZY_PACKAGES = ["nursemaid", "nursemaid.protocol", "nursemaid.workers"]
+LAZY_PACKAGES = ["nursemaid", "nursemaid.protocol", "nursemaid.workers", "nursemaid.testing"]
 
 
 def _type_checking_names(module_name: str) -> set[str]:

@@ -1,4 +1,7 @@
-"""nursemaid.testing exports each public name once and imports lazily.
+"""nursemaid.testing imports lazily and shows its public module.
+
+That its lazy table and TYPE_CHECKING lines agree, and that every name resolves, is
+checked with the other lazy packages in ``test_exports.py``.
 
 ``python -m nursemaid.testing.fault_worker`` executes ``nursemaid/testing/__init__.py``
 first, so that file must import nothing heavy (trio, attrs, cattrs, hypothesis).
@@ -6,33 +9,12 @@ first, so that file must import nothing heavy (trio, attrs, cattrs, hypothesis).
 
 from __future__ import annotations
 
-import ast
-import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import nursemaid.testing
-
-
-def test_type_checking_imports_match_lazy_table() -> None:
-    tree = ast.parse(Path(inspect.getfile(nursemaid.testing)).read_text())
-    names = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
-        for stmt in node.body
-        if isinstance(stmt, ast.ImportFrom)
-        for alias in stmt.names
-    }
-    assert set(nursemaid.testing.__all__) == names
-
-
-@pytest.mark.parametrize("name", nursemaid.testing.__all__)
-def test_every_public_name_resolves(name: str) -> None:
-    assert getattr(nursemaid.testing, name) is not None
 
 
 def test_importing_nursemaid_testing_imports_nothing_heavy() -> None:

@@ -36,6 +36,8 @@ from nursemaid.supervisor._grace import shutdown_grace
 from nursemaid.supervisor._spec import ChildSpec, Restart
 from nursemaid.testing._public import show_public_module
 
+__all__ = ["ScriptedChildren", "ScriptedCrash", "ScriptedStartFailure"]
+
 # What happened to a child: "start" (its start function was called), "stop" (its
 # supervisor cancelled it), "crash" or "exit" (it was told to raise or to return,
 # and did).
