@@ -46,7 +46,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -304,17 +304,17 @@ def _offender(spec: ChildSpec) -> dict[str, object]:
     }
 
 
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    # A group from our own nursery holding exactly one exception: that one is
-    # the truth (the caller asked for no nest of groups).
-    return group.exceptions[0] if len(group.exceptions) == 1 else None
+def _raise_if_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the exception alone if *group* holds exactly one; else return.
 
-
-def _raise_alone(exc: BaseException) -> NoReturn:
-    """Raise *exc* out of its group's handler with its own chain untouched.
-
-    A bare ``raise exc`` there would make the group its ``__context__``.
+    A group from our own nursery holding one exception: that one is the truth
+    (the caller asked for no nest of groups). It is raised with its own chain
+    untouched: a bare ``raise exc`` in the group's handler would make the group
+    its ``__context__``. The caller re-raises the group when this returns.
     """
+    if len(group.exceptions) != 1:
+        return
+    exc = group.exceptions[0]
     chain = (exc.__cause__, exc.__context__, exc.__suppress_context__)
     try:
         raise exc
@@ -521,10 +521,8 @@ class Supervisor:
                 finally:
                     await self._shutdown()
         except BaseExceptionGroup as group:
-            single = _single(group)
-            if single is None:
-                raise
-            _raise_alone(single)
+            _raise_if_single(group)
+            raise
         finally:
             self._end()
         if isinstance(ending, BaseException):
@@ -1109,7 +1107,5 @@ async def open_supervisor(
             finally:
                 await supervisor.stop()
     except BaseExceptionGroup as group:
-        single = _single(group)
-        if single is None:
-            raise
-        _raise_alone(single)
+        _raise_if_single(group)
+        raise
