@@ -142,38 +142,33 @@ async def test_child_specs(autojump_clock: MockClock) -> None:
 # ------------------------------------------------------------------- sup_stop
 
 
-async def test_sup_stop_infinity(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(
+    ("cleanup", "shutdowns", "took", "cut"),
+    [
+        # child2 stops first (reverse order); each gets all the time it needs
+        ((100.0, 100.0), (INFINITY, INFINITY), 200.0, []),
+        # child2 is cut after its 1 s; child1 needs only 0.5 s of its 1 s
+        ((0.5, 200.0), (1.0, 1.0), 1.5, ["child2"]),
+        # child2 gets no grace at all
+        ((0.5, 200.0), (1.0, BRUTAL_KILL), 0.5, ["child2"]),
+    ],
+    ids=["sup_stop_infinity", "sup_stop_timeout", "sup_stop_brutal_kill"],
+)
+async def test_sup_stop_gives_each_child_its_shutdown(
+    autojump_clock: MockClock,
+    cleanup: tuple[float, float],
+    shutdowns: tuple[Any, Any],
+    took: float,
+    cut: list[str],
+) -> None:
     kids = ScriptedChildren()
-    kids.cleanup.update(child1=100.0, child2=100.0)
+    kids.cleanup.update(child1=cleanup[0], child2=cleanup[1])
     start = trio.current_time()
     async with open_supervisor([]) as sup:
-        await sup.start_child(kids.spec("child1", shutdown=INFINITY))
-        await sup.start_child(kids.spec("child2", shutdown=INFINITY))
-    assert trio.current_time() - start == pytest.approx(200.0)
-    assert kids.grace_cut == []
-
-
-async def test_sup_stop_timeout(autojump_clock: MockClock) -> None:
-    kids = ScriptedChildren()
-    kids.cleanup.update(child1=0.5, child2=200.0)
-    start = trio.current_time()
-    async with open_supervisor([]) as sup:
-        await sup.start_child(kids.spec("child1", shutdown=1.0))
-        await sup.start_child(kids.spec("child2", shutdown=1.0))
-    # child2 stops first (reverse order) and is cut after 1 s; child1 needs 0.5 s
-    assert trio.current_time() - start == pytest.approx(1.5)
-    assert kids.grace_cut == ["child2"]
-
-
-async def test_sup_stop_brutal_kill(autojump_clock: MockClock) -> None:
-    kids = ScriptedChildren()
-    kids.cleanup.update(child1=0.5, child2=200.0)
-    start = trio.current_time()
-    async with open_supervisor([]) as sup:
-        await sup.start_child(kids.spec("child1", shutdown=1.0))
-        await sup.start_child(kids.spec("child2", shutdown=BRUTAL_KILL))
-    assert trio.current_time() - start == pytest.approx(0.5)
-    assert kids.grace_cut == ["child2"]
+        await sup.start_child(kids.spec("child1", shutdown=shutdowns[0]))
+        await sup.start_child(kids.spec("child2", shutdown=shutdowns[1]))
+    assert trio.current_time() - start == pytest.approx(took)
+    assert kids.grace_cut == cut
 
 
 # ------------------------------------------------------------------ child_adm
