@@ -42,7 +42,7 @@ def arm(pool_dir: Path, fault: str) -> None:
     (pool_dir / fault).touch()
 
 
-class NewWorkers:
+class ReadyWorkers:
     """Counts workers that became ready (HANDSHAKING -> IDLE) since it subscribed."""
 
     def __init__(self, pool: Pool) -> None:
@@ -65,7 +65,7 @@ class NewWorkers:
 
 
 async def test_worker_killed_mid_lease_is_port_closed_and_replaced(pool: Pool) -> None:
-    new_workers = NewWorkers(pool)
+    new_workers = ReadyWorkers(pool)
     async with pool.checkout() as lease:
         os.kill(lease.port.pid, signal.SIGKILL)
         with pytest.raises(PortClosed) as info:
@@ -78,7 +78,7 @@ async def test_worker_killed_mid_lease_is_port_closed_and_replaced(pool: Pool) -
 
 
 async def test_hung_worker_is_request_timeout_and_replaced(pool: Pool, tmp_path: Path) -> None:
-    new_workers = NewWorkers(pool)
+    new_workers = ReadyWorkers(pool)
     arm(tmp_path, "hang")
     with pytest.raises(RequestTimeout):
         await pool.execute("work", {"n": 10}, timeout=0.5)
@@ -90,7 +90,7 @@ async def test_hung_worker_is_request_timeout_and_replaced(pool: Pool, tmp_path:
 async def test_worker_writing_garbage_is_remote_protocol_error_and_replaced(
     pool: Pool, tmp_path: Path
 ) -> None:
-    new_workers = NewWorkers(pool)
+    new_workers = ReadyWorkers(pool)
     arm(tmp_path, "garbage")
     with pytest.raises(RemoteProtocolError):
         await pool.execute("work", {"n": 10})
@@ -102,7 +102,7 @@ async def test_worker_writing_garbage_is_remote_protocol_error_and_replaced(
 async def test_worker_whose_init_fails_is_replaced_and_no_client_sees_it(
     pool: Pool, tmp_path: Path
 ) -> None:
-    new_workers = NewWorkers(pool)
+    new_workers = ReadyWorkers(pool)
     failed = []
     pool.subscribe(
         lambda event: (

@@ -62,7 +62,9 @@ def test_users_extend_the_machine_with_their_own_rules_and_invariants() -> None:
 
     assert "execute_and_check" in {rule.name for rule in machine.rules}
     machine.test(settings(max_examples=15, database=None))()
-    assert set(executed) <= {1}  # every execute that finished got its own reply
+    # Some executes finished (the rule really ran), and each got its own reply.
+    assert executed
+    assert set(executed) == {1}
 
 
 test_public_machine_on_fault_worker_processes = pytest.mark.slow(
