@@ -23,6 +23,7 @@ from nursemaid import (
     PoolClosed,
     PortClosed,
     RemoteError,
+    RequestTimeout,
     StartError,
     WorkerCrashed,
 )
@@ -139,6 +140,26 @@ async def test_cancelled_lease_with_request_in_flight_replaces_the_worker(
         with trio.move_on_after(1):
             async with pool.checkout() as lease:
                 await lease.request("sleep", 10)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 1
+        assert len(fleet.workers) == 2
+
+
+@pytest.mark.parametrize("cut_short", ["timeout", "cancel"])
+async def test_a_request_cut_short_through_lease_port_replaces_the_worker(
+    autojump_clock: object, cut_short: str
+) -> None:
+    fleet = Fleet()
+    async with open_pool(fleet.factory, size=1) as pool:
+        async with pool.checkout() as lease:
+            if cut_short == "timeout":
+                with pytest.raises(RequestTimeout):
+                    await lease.port.request("sleep", 10, timeout=0.5)
+            else:
+                with trio.move_on_after(0.5):
+                    await lease.port.request("sleep", 10)
+            assert lease.port.abandoned_requests == 1
+        # The block ended normally, but the handler was interrupted half-way.
         await trio.testing.wait_all_tasks_blocked()
         assert pool.statistics().restarts == 1
         assert len(fleet.workers) == 2

@@ -36,6 +36,11 @@ class InProcessWorker:
     Attributes:
         worker_id: the pool's id for it.
         returncode: ``None`` while alive; the status given to :meth:`crash` after.
+        abandoned_requests: requests whose handler was interrupted by a timeout
+            or a cancellation. It never goes down: an interrupted handler may
+            have left the resource half-way, so a lease that ends with this
+            non-zero removes the worker (as a port's late reply still to come
+            does; see :attr:`Port.abandoned_requests <nursemaid.Port.abandoned_requests>`).
     """
 
     def __init__(self, worker_id: int, handlers: Mapping[str, Handler], ping_op: str) -> None:
@@ -47,6 +52,7 @@ class InProcessWorker:
         self._stderr = ""
         self._life_scopes: set[trio.CancelScope] = set()
         self._ending = "crashed"
+        self.abandoned_requests = 0
 
     def __repr__(self) -> str:
         alive = "alive" if self.returncode is None else f"exited {self.returncode}"
@@ -87,6 +93,10 @@ class InProcessWorker:
                 self._life_scopes.add(life)
                 try:
                     return await self._call(handler, op, args)
+                except trio.Cancelled:
+                    if not life.cancel_called:  # a timeout or the caller's cancellation
+                        self.abandoned_requests += 1
+                    raise
                 finally:
                     self._life_scopes.discard(life)
             error = WorkerCrashed if self._ending == "crashed" else PortClosed
