@@ -275,8 +275,10 @@ class RestartIntensityExceeded(SupervisorError):
         intensity: the allowed number of restarts.
         period: the window, in seconds.
         restarts: the timestamps (Trio clock) of the restarts in the window.
-        child_id: the child whose exit tipped the balance.
-        reason: that child's exception, if it crashed (also ``__cause__``).
+        child_id: the child whose exit, or failed restart, tipped the balance.
+        reason: that child's exception if it crashed (``None`` after a normal
+            exit), or, when its restart failed, what the failed start raised
+            (also ``__cause__``).
     """
 
     def __init__(

@@ -285,6 +285,47 @@ async def test_intensity_exceeded_comes_out_alone_not_in_a_group(
             await trio.sleep_forever()
 
 
+async def _clean_up_fails_when_cancelled(error: BaseException) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        raise error
+
+
+async def _fails_after_a_shielded_wait(error: BaseException) -> None:
+    # Not a consequence of the give-up: the block raises on its own, just after it.
+    with trio.CancelScope(shield=True):
+        await trio.testing.wait_all_tasks_blocked()
+    raise error
+
+
+@pytest.mark.parametrize("block", [_clean_up_fails_when_cancelled, _fails_after_a_shielded_wait])
+async def test_giving_up_while_the_block_raises_gives_our_error_with_the_block_one_as_context(
+    autojump_clock: MockClock, block: Any
+) -> None:
+    kids = ScriptedChildren()
+    mine = ValueError("clean-up failed")
+    with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
+        async with open_supervisor([kids.spec("a"), kids.spec("b")], intensity=0):
+            kids.crash_nowait("a")
+            await block(mine)
+    assert info.value.__context__ is mine
+    assert isinstance(info.value.reason, ScriptedCrash)
+    assert info.value.__cause__ is info.value.reason  # what a printed traceback shows...
+    assert any(repr(mine) in note for note in info.value.__notes__)  # ...so a note names it
+    assert kids.take()[-2:] == [("crash", "a"), ("stop", "b")]
+
+
+async def test_keyboard_interrupt_in_the_block_while_giving_up_is_never_folded_away(
+    autojump_clock: MockClock,
+) -> None:
+    kids = ScriptedChildren()
+    with pytest.RaisesGroup(RestartIntensityExceeded, KeyboardInterrupt):
+        async with open_supervisor([kids.spec("a")], intensity=0):
+            kids.crash_nowait("a")
+            await _clean_up_fails_when_cancelled(KeyboardInterrupt())
+
+
 async def test_start_error_comes_out_of_nursery_start_alone(autojump_clock: MockClock) -> None:
     kids = ScriptedChildren()
     kids.fail_start["a"] = 1

@@ -517,6 +517,30 @@ async def test_hanging_restart_loop_escalates_at_intensity(autojump_clock: MockC
     assert kids.take().count(("start", "child1")) == 1 + 5
 
 
+@pytest.mark.parametrize(
+    ("strategy", "fails"),
+    [(Strategy.ONE_FOR_ONE, "a"), (Strategy.ONE_FOR_ALL, "b"), (Strategy.REST_FOR_ONE, "b")],
+)
+async def test_giving_up_on_failed_restarts_names_why_they_failed(
+    autojump_clock: MockClock, strategy: Strategy, fails: str
+) -> None:
+    # Not OTP's exact report (its exit reason is plain `shutdown`), but what the
+    # supervisor's own log already says: the failed restart's exception, with
+    # the child that raised it (a sibling, under one_for_all and rest_for_one).
+    kids = ScriptedChildren()
+    children = [kids.spec("a"), kids.spec("b")]
+    with pytest.raises(RestartIntensityExceeded) as info:  # noqa: PT012 - the scenario is the block
+        async with open_supervisor(children, strategy=strategy, intensity=2, period=3600):
+            kids.fail_start[fails] = -1
+            await kids.crash("a")
+            await trio.sleep_forever()
+    assert info.value.child_id == fails
+    assert isinstance(info.value.reason, ScriptedStartFailure)
+    assert info.value.reason.child_id == fails
+    assert info.value.__cause__ is info.value.reason
+    assert f"child {fails!r} failed to restart with {info.value.reason!r}" in str(info.value)
+
+
 # ----------------------------------------------------------------------- tree
 
 

@@ -73,6 +73,8 @@ class OtpModel:
     log: list[tuple[str, Hashable]] = attrs.Factory(list)
     try_again: deque[str] = attrs.Factory(deque)
     gave_up: bool = False
+    # (child id, type name of its reason or None): what RestartIntensityExceeded names
+    gave_up_on: tuple[str, str | None] | None = None
 
     def find(self, id: str) -> ModelChild | None:
         return next((c for c in self.children if c.id == id), None)
@@ -112,22 +114,23 @@ class OtpModel:
                 self.shutdown()
                 self.stopped = True
             return
-        self.restart(child)
+        self.restart(child, "ScriptedCrash" if crashed else None)
         self.drain()
 
     def drain(self) -> None:
         while self.try_again and not self.gave_up:
             child = self.find(self.try_again.popleft())
             if child is not None and child.state is RESTARTING:
-                self.restart(child)
+                self.restart(child, "ScriptedStartFailure")  # why it is being retried
 
-    def restart(self, child: ModelChild) -> None:
+    def restart(self, child: ModelChild, reason: str | None) -> None:
         # add_restart: keep R >= Now - Period, then compare with the intensity
         self.restarts = [t for t in self.restarts if t >= self.now - self.period] + [self.now]
         if len(self.restarts) > self.intensity:
             child.state = STOPPED
             self.shutdown()
             self.gave_up = True
+            self.gave_up_on = (child.id, reason)
             return
         ids = [c.id for c in self.children]
         index = ids.index(child.id)
@@ -245,7 +248,7 @@ def test_supervisor_matches_the_otp_model(
     for child in model.children:
         model.start(child)
     next_id = len(initial)
-    final: dict[str, str] = {}
+    final: dict[str, object] = {}
 
     def pick(index: int, pool: list[str]) -> str | None:
         return sorted(pool)[index % len(pool)] if pool else None
@@ -315,10 +318,12 @@ def test_supervisor_matches_the_otp_model(
                 if not model.stopped:
                     model.shutdown()
             final["result"] = "stopped"
-        except RestartIntensityExceeded:
-            final["result"] = "RestartIntensityExceeded"
+        except RestartIntensityExceeded as exc:
+            reason = None if exc.reason is None else type(exc.reason).__name__
+            final["result"] = ("RestartIntensityExceeded", exc.child_id, reason)
 
     trio.run(scenario, clock=MockClock(autojump_threshold=0))
     assert kids.log == model.log
-    assert final["result"] == ("RestartIntensityExceeded" if model.gave_up else "stopped")
+    expected = ("RestartIntensityExceeded", *model.gave_up_on) if model.gave_up_on else "stopped"
+    assert final["result"] == expected
     assert kids.running() == set()

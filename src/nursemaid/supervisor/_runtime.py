@@ -17,7 +17,9 @@ Rules:
     * ``run`` raises exactly one named error (``StartError``,
       ``RestartIntensityExceeded``), never a group of them. ``KeyboardInterrupt``,
       ``SystemExit`` and cancellation from outside pass through untouched (after
-      the children were stopped in reverse start order).
+      the children were stopped in reverse start order). ``open_supervisor``
+      adds no group either: if the block raised while the supervisor failed,
+      the supervisor's error comes out with the block's as its ``__context__``.
 
 Theory of operation:
     ``run`` starts the initial children one by one in the control loop's task:
@@ -244,6 +246,8 @@ class _Exited:
 @attrs.frozen
 class _TryAgain:
     child: _Child
+    reason: BaseException
+    """What its failed restart raised: the reason, should the retry escalate."""
 
 
 @attrs.frozen
@@ -322,6 +326,37 @@ def _raise_if_single(group: BaseExceptionGroup[BaseException]) -> None:
         exc.__cause__, exc.__context__, exc.__suppress_context__ = chain
 
 
+def _raise_failure_over_block(
+    group: BaseExceptionGroup[BaseException], failure: BaseException | None
+) -> None:
+    """Raise *failure* alone if *group* is it plus the block's one ``Exception``.
+
+    The supervisor gave up while the ``async with`` block raised an exception of
+    its own, most often clean-up code that failed when the give-up cancelled it.
+    The supervisor's error is the truth about the tree (every child is stopped,
+    as OTP's exit reason says), so it is what comes out; the block's exception
+    becomes its ``__context__`` and is named in a note, because a printed
+    traceback shows the ``__cause__`` (the child's crash) instead of the context.
+    Anything else (a ``KeyboardInterrupt``, ``SystemExit`` or ``Cancelled`` from
+    the block, more members) is left alone: the caller re-raises the group.
+    """
+    if failure is None or len(group.exceptions) != 2:
+        return
+    others = [exc for exc in group.exceptions if exc is not failure]
+    if len(others) != 1 or not isinstance(others[0], Exception):
+        return
+    block = others[0]
+    failure.add_note(
+        f"meanwhile the async with block raised {block!r}, kept as this error's __context__"
+    )
+    cause, suppress = failure.__cause__, failure.__suppress_context__
+    try:
+        raise failure
+    finally:
+        failure.__cause__, failure.__context__ = cause, block
+        failure.__suppress_context__ = suppress
+
+
 # ------------------------------------------------------------------ Supervisor
 
 
@@ -380,6 +415,10 @@ class Supervisor:
         self._subscribers: list[trio.MemorySendChannel[SupervisorEvent]] = []
         self._stopped = trio.Event()
         self._stop_replies: list[_Reply] = []
+        # The named error the last run raised: open_supervisor tells it from the
+        # block's own exception by identity, not by type (the block may raise a
+        # RestartIntensityExceeded of its own, from another tree).
+        self._failure: StartError | RestartIntensityExceeded | None = None
 
     # -------------------------------------------------------------- properties
 
@@ -526,6 +565,7 @@ class Supervisor:
         finally:
             self._end()
         if isinstance(ending, BaseException):
+            self._failure = ending
             raise ending
 
     def _begin(self) -> None:
@@ -536,6 +576,7 @@ class Supervisor:
         # One registry per tree: share the parent's if we run inside one.
         self._registry = _registry.current_registry() or Registry()
         self._stopped = trio.Event()
+        self._failure = None
 
     def _end(self) -> None:
         self._status = _Status.IDLE
@@ -577,7 +618,7 @@ class Supervisor:
             if isinstance(message, _Exited):
                 ending = await self._on_exit(message.inc)
             elif isinstance(message, _TryAgain):
-                ending = await self._on_try_again(message.child)
+                ending = await self._on_try_again(message.child, message.reason)
             elif isinstance(message, _Call):
                 try:
                     message.reply.set(await message.op())
@@ -750,20 +791,29 @@ class Supervisor:
         child.state = ChildState.RESTARTING
         return await self._restart(child, inc.exception)
 
-    async def _on_try_again(self, child: _Child) -> _Ending | None:
+    async def _on_try_again(self, child: _Child, reason: BaseException) -> _Ending | None:
         if (
             self._children.get(child.spec.id) is not child
             or child.state is not ChildState.RESTARTING
         ):
             return None  # terminated, deleted or restarted meanwhile
-        return await self._restart(child, None)
+        return await self._restart(child, reason, retry=True)
 
-    async def _restart(self, child: _Child, reason: BaseException | None) -> _Ending | None:
+    async def _restart(
+        self, child: _Child, reason: BaseException | None, *, retry: bool = False
+    ) -> _Ending | None:
+        """Count a restart of *child* and carry it out, or give up.
+
+        *reason* is why it must restart: the exception it crashed with (``None``
+        after a normal exit), or, when *retry* is true, the exception its last
+        restart failed with. Should the restart exceed the intensity, *reason*
+        becomes the ``reason`` and ``__cause__`` of the RestartIntensityExceeded.
+        """
         now = trio.current_time()
         self._window = self._window.add(now)
         if self._window.exceeded:
             child.state = ChildState.STOPPED
-            return self._escalate(child, reason)
+            return self._escalate(child, reason, retry=retry)
         if self._subscribers:
             self._emit(ChildRestarting(self.name, child.spec.id, self._window.restarts, now))
         siblings = [
@@ -777,20 +827,27 @@ class Supervisor:
             self._children.pop(cid, None)
         for cid in plan.start:
             sibling = self._children[cid]
-            if await self._start(sibling) is not None:
+            failure = await self._start(sibling)
+            if failure is not None:
                 sibling.state = ChildState.RESTARTING
-                self._post(_TryAgain(sibling))
+                self._post(_TryAgain(sibling, failure))
                 return None
         return None
 
-    def _escalate(self, child: _Child, reason: BaseException | None) -> RestartIntensityExceeded:
+    def _escalate(
+        self, child: _Child, reason: BaseException | None, *, retry: bool
+    ) -> RestartIntensityExceeded:
         flags = self._flags
         restarts = self._window.restarts
+        if retry:
+            last = f"last failure: child {child.spec.id!r} failed to restart with {reason!r}"
+        elif reason is not None:
+            last = f"last exit: child {child.spec.id!r}, {reason!r}"
+        else:
+            last = f"last exit: child {child.spec.id!r}"
         error = RestartIntensityExceeded(
             f"supervisor {self.name!r} gave up: {len(restarts)} restarts within "
-            f"{flags.period!r} s exceed intensity {flags.intensity!r} "
-            f"(last exit: child {child.spec.id!r}"
-            + (f", {reason!r})" if reason is not None else ")"),
+            f"{flags.period!r} s exceed intensity {flags.intensity!r} ({last})",
             supervisor=self.name,
             intensity=flags.intensity,
             period=flags.period,
@@ -1094,9 +1151,18 @@ async def open_supervisor(
             block is cancelled).
 
     Exceptions come out as themselves, never wrapped in an exception group:
-    the block's own exception, or the supervisor's one named error. If the
-    supervisor stops by itself without an error (an auto-shutdown), the block
-    is not cancelled: it runs on, and calls on the supervisor raise ``UsageError``.
+    the block's own exception, or the supervisor's one named error. When both
+    happen (the supervisor gives up, and the block, cancelled, raises in its
+    clean-up), the supervisor's error comes out: the tree is gone, and that is
+    what ``except RestartIntensityExceeded`` must always see. The block's
+    exception is then its ``__context__``, and a note on it names the block's
+    exception, since a printed traceback shows only the ``__cause__`` (the
+    child's crash). A ``KeyboardInterrupt``, ``SystemExit`` or outside
+    ``Cancelled`` is never folded away like that: it passes through untouched
+    (with the supervisor's error beside it in Trio's group, should both happen).
+    If the supervisor stops by itself without an error (an auto-shutdown), the
+    block is not cancelled: it runs on, and calls on the supervisor raise
+    ``UsageError``.
     """
     supervisor = Supervisor(children, **options)
     try:
@@ -1108,4 +1174,5 @@ async def open_supervisor(
                 await supervisor.stop()
     except BaseExceptionGroup as group:
         _raise_if_single(group)
+        _raise_failure_over_block(group, supervisor._failure)
         raise
