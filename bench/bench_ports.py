@@ -15,7 +15,11 @@ trio_serve_1w/2w    a minimal hand-written Trio framed loop doing what
                     the frame is whole, decode the reply, to the same ``serve``
                     worker. **The target's baseline: Port.request ≥ 90 % of this.**
 port_1w / port_2w   ``await port.request("echo", args)`` to a ``serve`` worker (one
-                    port per task, each task owning its port)
+                    port per task, each task owning its port); the port's JSON
+                    backend is ``"auto"``: orjson when the ``nursemaid[orjson]``
+                    extra is installed (``serve`` always uses the standard library)
+port_stdlib_1w/2w   the same with the standard library's json on the port's side
+                    too: nursemaid installed without extras
 port_raw_1w/2w      ``await port.send(frame); await port.receive()`` with
                     ``codec="raw"`` to the echo worker: the port's transport alone
 tpar_1c / tpar_2c   ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)
@@ -26,7 +30,7 @@ and start-up: spawn a worker and get its first reply, bare echo worker against a
 ``request("ping")`` from Trio.
 
 Run ``python bench/bench_ports.py [--duration 2] [--trials 3] [--modes 1cpu split]
-[--markdown OUT]``; ``bench/run.py`` calls :func:`main`.
+[--only port_1w tpar_1c ...] [--markdown OUT]``; ``bench/run.py`` calls :func:`main`.
 """
 
 from __future__ import annotations
@@ -103,9 +107,13 @@ def bench_trio_serve(workers: int, duration: float, serve_path: str) -> tuple[in
     return trio.run(main)
 
 
-def bench_port(workers: int, duration: float, serve_path: str) -> tuple[int, float]:
-    """``Port.request`` to ``serve`` workers, one port per task."""
-    return _bench_port_loop(workers, duration, [sys.executable, serve_path], raw=False)
+def bench_port(
+    workers: int, duration: float, serve_path: str, backend: str = "auto"
+) -> tuple[int, float]:
+    """``Port.request`` to ``serve`` workers, one port per task; *backend* is the port's JSON."""
+    return _bench_port_loop(
+        workers, duration, [sys.executable, serve_path], raw=False, backend=backend
+    )
 
 
 def bench_port_raw(workers: int, duration: float) -> tuple[int, float]:
@@ -114,11 +122,12 @@ def bench_port_raw(workers: int, duration: float) -> tuple[int, float]:
 
 
 def _bench_port_loop(
-    workers: int, duration: float, argv: Sequence[str], *, raw: bool
+    workers: int, duration: float, argv: Sequence[str], *, raw: bool, backend: str = "auto"
 ) -> tuple[int, float]:
     import trio
 
     from nursemaid import open_port
+    from nursemaid.protocol import StandardEnvelope
 
     async def main() -> tuple[int, float]:
         ready = 0
@@ -128,7 +137,8 @@ def _bench_port_loop(
 
         async def owner() -> None:
             nonlocal ready
-            async with open_port(argv, codec="raw" if raw else "json") as port:
+            envelope = StandardEnvelope(backend=backend)  # type: ignore[arg-type]
+            async with open_port(argv, codec="raw" if raw else "json", envelope=envelope) as port:
                 request, send, receive = port.request, port.send, port.receive
                 payload = peers.PAYLOAD
 
@@ -229,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["1cpu"], choices=_harness.MODES)
     parser.add_argument("--startup-reps", type=int, default=15)
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--only", nargs="+", help="run only these rows (e.g. port_1w tpar_1c)")
     options = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trio_serve_2w": lambda d: bench_trio_serve(2, d, serve_path),
             "port_1w": lambda d: bench_port(1, d, serve_path),
             "port_2w": lambda d: bench_port(2, d, serve_path),
+            "port_stdlib_1w": lambda d: bench_port(1, d, serve_path, "json"),
+            "port_stdlib_2w": lambda d: bench_port(2, d, serve_path, "json"),
             "port_raw_1w": lambda d: bench_port_raw(1, d),
             "port_raw_2w": lambda d: bench_port_raw(2, d),
         }
@@ -253,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cases["tpar_2c"] = lambda d: peers.bench_trio_parallel(2, d)
         except ImportError:
             print("trio-parallel is not installed: its rows are skipped", file=sys.stderr)
+        if options.only:
+            cases = {name: case for name, case in cases.items() if name in options.only}
         rates = _harness.interleaved(
             cases, modes=options.modes, trials=options.trials, duration=options.duration
         )
@@ -274,12 +289,14 @@ ROWS = [
     ("trio_echo_1w", "minimal Trio loop, bytes only, echo worker", "raw_1w", ""),
     ("trio_serve_1w", "minimal Trio framed loop + JSON envelope, serve worker", "raw_1w", ""),
     ("port_1w", "Port.request, serve worker", "trio_serve_1w", "≥ 0.90"),
+    ("port_stdlib_1w", "Port.request, stdlib json both sides", "port_1w", ""),
     ("port_raw_1w", "Port.send + receive, raw bytes, echo worker", "trio_echo_1w", ""),
     ("tpar_1c", "trio_parallel.run_sync, 1 caller", "port_1w", ""),
     ("raw_2w", "raw blocking, 2 echo children from 2 threads", None, ""),
     ("trio_echo_2w", "minimal Trio loop, bytes only, 2 tasks", "raw_2w", ""),
     ("trio_serve_2w", "minimal Trio framed loop + JSON, 2 tasks", "raw_2w", ""),
     ("port_2w", "Port.request, 2 serve workers, 2 tasks", "trio_serve_2w", "≥ 0.90"),
+    ("port_stdlib_2w", "Port.request, stdlib json both sides, 2 tasks", "port_2w", ""),
     ("port_raw_2w", "Port.send + receive, raw bytes, 2 echo workers", "trio_echo_2w", ""),
     ("tpar_2c", "trio_parallel.run_sync, 2 callers", "port_2w", ""),
 ]
@@ -294,7 +311,7 @@ def report(
     median = {key: _harness.median(values) for key, values in rates.items()}
     parts = [
         f"### Ports: round trips per second ({options.trials} trials x {options.duration:g} s, "
-        f"median; JSON backend {backend})",
+        f"median; the port's JSON: {backend}, stdlib in port_stdlib rows; serve's: stdlib)",
         "",
     ]
     for mode in options.modes:
@@ -321,7 +338,9 @@ def report(
         # the trio-parallel comparison the target is phrased in: port ÷ trio_parallel
         for row, n, c in (
             ("port", "1w", "1c"),
+            ("port_stdlib", "1w", "1c"),
             ("port", "2w", "2c"),
+            ("port_stdlib", "2w", "2c"),
             ("port_raw", "1w", "1c"),
             ("port_raw", "2w", "2c"),
         ):

@@ -56,6 +56,36 @@ async def test_header_over_max_frame_exits_2_with_a_message() -> None:
     assert b"max_frame" in result.stderr
 
 
+async def test_a_frame_before_a_bad_header_is_answered_before_the_worker_exits_2() -> None:
+    result = await run_calc(frame(b'{"id":1,"op":"ping"}') + b"\xff\xff\xff\xff")
+    assert result.returncode == 2
+    assert result.stdout == frame(b'{"id":1,"result":"pong"}')
+    assert b"max_frame" in result.stderr
+
+
+async def test_a_frame_split_across_reads_is_reassembled() -> None:
+    # A ping answered first, so the worker is already waiting on its reads when the
+    # next frame arrives one byte per write.
+    ping, request = frame(b'{"id":1,"op":"ping"}'), frame(b'{"id":2,"op":"add","args":[2,3]}')
+    program = (
+        "import os, subprocess, sys\n"
+        "worker = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        f"worker.stdin.write({ping!r}); worker.stdin.flush()\n"
+        "sys.stdout.buffer.write(os.read(worker.stdout.fileno(), 100))\n"
+        f"for byte in {request!r}:\n"
+        "    worker.stdin.write(bytes([byte])); worker.stdin.flush()\n"
+        "worker.stdin.close()\n"
+        "sys.stdout.buffer.write(worker.stdout.read())\n"
+        "sys.exit(worker.wait())\n"
+    )
+    with trio.fail_after(BOUND):
+        result = await trio.run_process(
+            [sys.executable, "-c", program, *CALC], capture_stdout=True, check=False
+        )
+    assert result.returncode == 0
+    assert result.stdout == frame(b'{"id":1,"result":"pong"}') + frame(b'{"id":2,"result":5}')
+
+
 @pytest.mark.parametrize(
     ("payload", "complaint"),
     [

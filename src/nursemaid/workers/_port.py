@@ -383,7 +383,11 @@ class Port:
             raise self._closed_error()
         request_id = self._next_id
         self._next_id = request_id + 1
-        payload = self._encode(request_id, op, args)
+        dumps = self._dumps
+        if dumps is not None and type(op) is str:  # the standard envelope, inline
+            payload = dumps({_ID: request_id, _OP: op, _ARGS: args})  # LocalProtocolError
+        else:
+            payload = self._encode(request_id, op, args)
         size = len(payload)
         if size <= self._fast_limit:
             frame = self._pack_header(size) + payload
@@ -516,13 +520,15 @@ class Port:
 
     # ---- the frame stream (owner's task only) -------------------------------------
 
-    # The request hot path: request() -> _round_trip() -> _read_reply(), with the
-    # write, the wait and the read inline (no helper coroutine per step), and with
+    # The request hot path: request() -> _round_trip(), with the write, the wait
+    # and the read inline (no helper coroutine per step), and with
     # the standard envelope a reply {"id": n, "result": ...} read straight from the
     # decoded JSON (read alongside StandardEnvelope.decode_reply's own fast path;
     # anything else goes through decode_reply itself).
 
     async def _round_trip(self, request_id: int, op: str, frame: bytes) -> tuple[bool, Any]:
+        """Write *frame*, then return ``(True, result)`` or ``(False, ErrorReply)``
+        for *request_id*'s reply."""
         await _checkpoint_if_cancelled()
         try:
             written = os.write(self._stdin_fd, frame)
@@ -533,101 +539,103 @@ class Port:
         if written != len(frame):
             await self._write_rest(frame, written)
         # The whole frame is out: from here on, giving up means abandoning the id.
+        # Then read the reply, inline (one coroutine layer less on the hot path).
         try:
-            return await self._read_reply(request_id, op)
+            decoder = self._decoder
+            fd = self._stdout_fd
+            loads = self._loads
+            packet = self.packet
+            max_frame = self.max_frame
+            waited = False
+            while True:
+                # Invariant: the port is OPEN here, so the decoder is not poisoned and
+                # an empty one has nothing to give: ask it only when it holds bytes.
+                payload = None
+                held = decoder.buffered
+                if held:
+                    try:
+                        payload = decoder.next_frame()
+                    except RemoteProtocolError as exc:
+                        self._fail_protocol(exc)
+                if payload is None:
+                    # Read first, wait only if nothing is there: on one core the worker
+                    # usually runs (and answers) as soon as our write wakes it, and a
+                    # read that succeeds is far cheaper than a trip through epoll.
+                    try:
+                        data = os.read(fd, _READ_SIZE)
+                    except BlockingIOError:
+                        try:
+                            await _wait_readable(fd)
+                        except trio.ClosedResourceError:
+                            raise self._closed_error() from None  # closed by another task
+                        waited = True
+                        continue
+                    if not data:
+                        await self._end_of_file(
+                            f"while request {op!r} (id {request_id}) waited for its reply"
+                        )
+                    # Most reads are exactly one whole frame: then the decoder, being
+                    # empty, would only copy it in and out again.
+                    size = len(data) - packet
+                    if (
+                        size < 0
+                        or size > max_frame
+                        or held
+                        or int.from_bytes(data[:packet], "big") != size
+                    ):
+                        decoder.receive_data(data)
+                        continue
+                    payload = data[packet:]
+                reply: Any = None  # stays None when the fast path read the reply's id
+                reply_id: Any = None
+                if loads is not None:
+                    try:
+                        obj = loads(payload)
+                    except RemoteProtocolError as exc:
+                        self._fail_protocol(exc)
+                    if type(obj) is dict and len(obj) == 2 and _RESULT in obj:
+                        reply_id = obj.get(_ID)
+                        if type(reply_id) is int and reply_id == request_id:
+                            if not waited:
+                                await _cancel_shielded_checkpoint()
+                            return True, obj[_RESULT]
+                if type(reply_id) is not int:  # not the plain shape: the envelope decides
+                    try:
+                        reply = self._decode_reply(payload)
+                    except RemoteProtocolError as exc:
+                        self._fail_protocol(exc)
+                    reply_id = reply.id
+                    if reply_id == request_id:
+                        if not waited:
+                            await _cancel_shielded_checkpoint()
+                        if type(reply) is Reply:
+                            return True, reply.result
+                        return False, reply
+                if reply_id in self._abandoned:
+                    self._abandoned.discard(reply_id)
+                    self._logger.debug(
+                        "pid %d: discarded the late reply to abandoned request id %d",
+                        self.pid,
+                        reply_id,
+                    )
+                    continue
+                if reply_id is None:
+                    self._fail_protocol(
+                        RemoteProtocolError(
+                            f"the worker could not read a request and answered "
+                            f"{getattr(reply, 'type', '?')}: {getattr(reply, 'message', '')}"
+                        )
+                    )
+                self._fail_protocol(
+                    RemoteProtocolError(
+                        f"got a reply with id {reply_id!r} while waiting for id {request_id} "
+                        f"(request {op!r}); no request with that id is waiting or abandoned"
+                    )
+                )
         except BaseException:
             if self._state is PortState.OPEN:
                 self._abandoned.add(request_id)
             raise
-
-    async def _read_reply(self, request_id: int, op: str) -> tuple[bool, Any]:
-        """Return ``(True, result)`` or ``(False, ErrorReply)`` for *request_id*'s reply."""
-        decoder = self._decoder
-        fd = self._stdout_fd
-        loads = self._loads
-        packet = self.packet
-        max_frame = self.max_frame
-        waited = False
-        while True:
-            try:
-                payload = decoder.next_frame()
-            except RemoteProtocolError as exc:
-                self._fail_protocol(exc)
-            if payload is None:
-                # Read first, wait only if nothing is there: on one core the worker
-                # usually runs (and answers) as soon as our write wakes it, and a
-                # read that succeeds is far cheaper than a trip through epoll.
-                try:
-                    data = os.read(fd, _READ_SIZE)
-                except BlockingIOError:
-                    try:
-                        await _wait_readable(fd)
-                    except trio.ClosedResourceError:
-                        raise self._closed_error() from None  # closed by another task
-                    waited = True
-                    continue
-                if not data:
-                    await self._end_of_file(
-                        f"while request {op!r} (id {request_id}) waited for its reply"
-                    )
-                # Most reads are exactly one whole frame: then the decoder, being
-                # empty, would only copy it in and out again.
-                size = len(data) - packet
-                if (
-                    size < 0
-                    or size > max_frame
-                    or decoder.buffered
-                    or int.from_bytes(data[:packet], "big") != size
-                ):
-                    decoder.receive_data(data)
-                    continue
-                payload = data[packet:]
-            reply: Any = None  # stays None when the fast path read the reply's id
-            reply_id: Any = None
-            if loads is not None:
-                try:
-                    obj = loads(payload)
-                except RemoteProtocolError as exc:
-                    self._fail_protocol(exc)
-                if type(obj) is dict and len(obj) == 2 and _RESULT in obj:
-                    reply_id = obj.get(_ID)
-                    if type(reply_id) is int and reply_id == request_id:
-                        if not waited:
-                            await _cancel_shielded_checkpoint()
-                        return True, obj[_RESULT]
-            if type(reply_id) is not int:  # not the plain shape: the envelope decides
-                try:
-                    reply = self._decode_reply(payload)
-                except RemoteProtocolError as exc:
-                    self._fail_protocol(exc)
-                reply_id = reply.id
-                if reply_id == request_id:
-                    if not waited:
-                        await _cancel_shielded_checkpoint()
-                    if type(reply) is Reply:
-                        return True, reply.result
-                    return False, reply
-            if reply_id in self._abandoned:
-                self._abandoned.discard(reply_id)
-                self._logger.debug(
-                    "pid %d: discarded the late reply to abandoned request id %d",
-                    self.pid,
-                    reply_id,
-                )
-                continue
-            if reply_id is None:
-                self._fail_protocol(
-                    RemoteProtocolError(
-                        f"the worker could not read a request and answered "
-                        f"{getattr(reply, 'type', '?')}: {getattr(reply, 'message', '')}"
-                    )
-                )
-            self._fail_protocol(
-                RemoteProtocolError(
-                    f"got a reply with id {reply_id!r} while waiting for id {request_id} "
-                    f"(request {op!r}); no request with that id is waiting or abandoned"
-                )
-            )
 
     async def _fill(self, what: str) -> bool:
         """Feed the decoder one read of stdout, waiting if need be; return whether it waited."""
