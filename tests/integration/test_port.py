@@ -198,6 +198,39 @@ async def test_cancelled_request_abandons_its_id_and_the_next_request_gets_its_o
             assert await port.request("ping") == "pong"
 
 
+async def test_receive_discards_the_late_reply_to_an_abandoned_request(
+    fifo: tuple[str, int],
+) -> None:
+    path, release = fifo
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_when_blocked, scope)
+                    await port.request("wait", path)
+            assert port.abandoned_requests == 1
+            os.write(release, b"late\n")
+            # The worker sends the late reply to "wait" first, then the answer to
+            # this hand-made request: receive must drop the first, return the second.
+            await port.send({"id": 1000, "op": "echo", "args": "mine"})
+            assert await port.receive() == {"id": 1000, "result": "mine"}
+            assert port.abandoned_requests == 0
+            assert await port.request("add", [20, 22]) == 42
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.5, float("nan"), "1", True])
+async def test_request_with_a_bad_timeout_is_a_value_error_before_anything_is_sent(
+    timeout: object,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(ValueError, match=r"^timeout must be a number of seconds >= 0, "):
+                await port.request("echo", "first", timeout=timeout)  # type: ignore[arg-type]
+            assert port.abandoned_requests == 0
+            # Nothing went out: the next reply is the next request's own.
+            assert await port.request("echo", "second", timeout=float("inf")) == "second"
+
+
 async def test_reply_with_an_id_nobody_asked_for_is_a_protocol_error_that_closes_the_port() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("wrong-id")) as port:

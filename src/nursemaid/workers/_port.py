@@ -26,9 +26,10 @@ Rules:
       ``stderr_tail`` and its message ends with the last stderr lines.
     * In step or closed. Cancellation (or a timeout) never leaves the stream out
       of step: a reply that has not arrived is *abandoned* — its id is remembered
-      and its late reply is discarded when it comes, never handed to the next
-      request — and a frame cut off half-written closes the port, because the far
-      side would read the next frame's header from the middle of this one.
+      and its late reply is discarded when it comes (by ``request`` or
+      ``receive``), never handed to anyone — and a frame cut off half-written
+      closes the port, because the far side would read the next frame's header
+      from the middle of this one.
     * Nothing leaks. Leaving ``open_port``'s block closes stdin and stdout, waits up
       to the grace, sends SIGTERM (after logging a warning), waits up to the grace
       again, sends SIGKILL (warning first), and always reaps the process. That
@@ -69,7 +70,6 @@ import codecs
 import contextlib
 import enum
 import logging
-import math
 import os
 import struct
 import subprocess
@@ -90,6 +90,7 @@ from nursemaid._errors import (
     StartError,
     WorkerCrashed,
 )
+from nursemaid._validate import check_seconds, check_timeout
 from nursemaid.protocol import _wire as wire
 from nursemaid.protocol._codec import Codec, JsonBackend, get_codec, json_functions
 from nursemaid.protocol._envelope import (
@@ -352,8 +353,8 @@ class Port:
         Args:
             op: the operation's name, as the worker's handler table knows it.
             args: a JSON-compatible value (``None`` when absent).
-            timeout: seconds to wait for the reply (``None``, the default: no limit
-                beyond the caller's own cancel scopes).
+            timeout: seconds to wait for the reply, a number ``>= 0`` (``None``,
+                the default: no limit beyond the caller's own cancel scopes).
 
         Returns:
             The reply's ``result``.
@@ -371,11 +372,15 @@ class Port:
             RemoteProtocolError: the worker sent something that is not a valid
                 reply, or a reply to an id nobody asked for. The port is closed.
             PortOwnershipError: the calling task is not the port's owner.
+            ValueError: *timeout* is negative, ``NaN`` or not a number. Nothing
+                was written.
 
         Cancelling the caller while it waits for the reply abandons the request
         (as a timeout does) and leaves the port usable. Cancelling it in the
         middle of writing a frame too large for the pipe closes the port.
         """
+        if timeout is not None:
+            check_timeout(timeout)  # ValueError before anything is written
         caller = _current_task()
         if caller is not self._owner:
             raise self._ownership_error("request", caller)
@@ -464,9 +469,14 @@ class Port:
         """Wait for the next frame and return it decoded with the port's codec.
 
         This is the message level, under requests: the next frame, whatever it
-        is. Use either ``request`` or ``send``/``receive`` on one port, not both;
-        in particular a late reply to an abandoned request is only recognised
-        (and discarded) by ``request``.
+        is, with one exception. While requests are abandoned (cancelled or timed
+        out, see :attr:`abandoned_requests`), a frame that the port's envelope
+        reads as a reply to one of their ids is that request's late reply: it is
+        discarded, as ``request`` discards it, and ``receive`` waits for the next
+        frame. So ``receive`` never returns the answer to an abandoned request,
+        and mixing it with ``request`` on one port is safe. (A worker must not
+        reuse an id it was asked with for anything but that id's one reply; the
+        wire protocol already says so.)
 
         Raises:
             WorkerCrashed: the worker closed its stdout (it exited, most likely),
@@ -490,6 +500,8 @@ class Port:
             except RemoteProtocolError as exc:
                 self._fail_protocol(exc)
             if payload is not None:
+                if self._abandoned and self._is_late_reply(payload):
+                    continue
                 break
             if await self._fill("while receive() waited for a message"):
                 waited = True
@@ -506,6 +518,25 @@ class Port:
                     f"{self._codec.name!r}: {exc}"
                 )
             )
+
+    def _is_late_reply(self, payload: bytes) -> bool:
+        """Whether *payload* is the late reply to an abandoned request; if so, forget its id.
+
+        Anything the envelope does not read as a reply is a message, not a late reply.
+        """
+        try:
+            reply_id = self._decode_reply(payload).id
+        except RemoteProtocolError:
+            return False
+        if reply_id not in self._abandoned:
+            return False
+        self._abandoned.discard(reply_id)
+        self._logger.debug(
+            "pid %d: receive() discarded the late reply to abandoned request id %d",
+            self.pid,
+            reply_id,
+        )
+        return True
 
     async def wait_exited(self) -> int:
         """Wait until the worker process has exited (and been reaped); return its status.
@@ -978,8 +1009,7 @@ async def open_port(
     """
     args = _check_argv(argv)
     FrameDecoder(packet=packet, max_frame=max_frame)  # ValueError/TypeError before spawning
-    if not isinstance(shutdown, (int, float)) or math.isnan(shutdown) or shutdown < 0:
-        raise ValueError(f"shutdown must be a number of seconds >= 0 (got {shutdown!r})")
+    check_seconds(shutdown, "shutdown")
     codec_obj = get_codec(codec)
     envelope_obj = get_envelope(envelope)
     port_name = name if name is not None else _default_name(args)
