@@ -13,9 +13,14 @@ trio_echo_1w/2w       the anchors' minimal Trio framed loop to their stdlib echo
 trio_serve_1w/2w      the minimal hand-written Trio loop doing what
                       ``Port.request`` does, to the ``serve`` worker the pool uses
                       (``bench_ports.py``'s row)
-port_1w/2w            a bare ``port.request`` to that worker (``bench_ports.py``)
+port_1w/2w            a bare ``port.request`` to that worker (``bench_ports.py``);
+                      the port's JSON backend is ``"auto"``: orjson when the
+                      ``nursemaid[orjson]`` extra is installed
 pool_execute_1w/2w    ``await pool.execute("echo", args)``, 1 / 2 ``serve`` workers
-                      and as many client tasks, ~100-byte messages
+                      and as many client tasks, ~100-byte messages (backend "auto")
+port_stdlib_1w/2w,    the same two with the standard library's json on the port's
+pool_execute_stdlib_  side too (``serve`` always uses it): nursemaid without extras
+1w/2w
 tpar_1c/2c            ``trio_parallel.run_sync(echo, payload)`` (target: pool >= 4x)
 ppe_1c/2c             ``ProcessPoolExecutor(2)`` from 1 / 2 threads (target: >= 5x)
 ====================  ==========================================================
@@ -69,15 +74,24 @@ def bench_pool_checkout(duration: float) -> tuple[int, float]:
     return trio.run(main)
 
 
-def bench_pool_execute(workers: int, duration: float, serve_path: str) -> tuple[int, float]:
-    """``pool.execute`` from as many client tasks as there are ``serve`` workers."""
+def bench_pool_execute(
+    workers: int, duration: float, serve_path: str, backend: str = "auto"
+) -> tuple[int, float]:
+    """``pool.execute`` from as many client tasks as there are ``serve`` workers.
+
+    *backend* is the ports' JSON library (``"auto"``: orjson when installed).
+    """
     import trio
 
     from nursemaid import open_pool
+    from nursemaid.protocol import StandardEnvelope
 
     async def main() -> tuple[int, float]:
         async with open_pool(
-            [sys.executable, serve_path], size=workers, health_interval=None
+            [sys.executable, serve_path],
+            size=workers,
+            health_interval=None,
+            envelope=StandardEnvelope(backend=backend),  # type: ignore[arg-type]
         ) as pool:
             execute = pool.execute
 
@@ -141,6 +155,14 @@ COMPARISONS = (
     ("pool_execute_2w", "tpar_2c", ">= 4x"),
     ("pool_execute_1w", "ppe_1c", ">= 5x"),
     ("pool_execute_2w", "ppe_2c", ">= 5x"),
+    ("pool_execute_stdlib_1w", "trio_echo_1w", ">= 0.75"),
+    ("pool_execute_stdlib_2w", "trio_echo_2w", ">= 0.75"),
+    ("pool_execute_stdlib_1w", "port_stdlib_1w", "(what the pool adds)"),
+    ("pool_execute_stdlib_2w", "port_stdlib_2w", "(what the pool adds)"),
+    ("pool_execute_stdlib_1w", "tpar_1c", ">= 4x"),
+    ("pool_execute_stdlib_2w", "tpar_2c", ">= 4x"),
+    ("pool_execute_stdlib_1w", "ppe_1c", ">= 5x"),
+    ("pool_execute_stdlib_2w", "ppe_2c", ">= 5x"),
 )
 
 
@@ -217,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port_2w": lambda d: bench_port(2, d, serve_path),
             "pool_execute_1w": lambda d: bench_pool_execute(1, d, serve_path),
             "pool_execute_2w": lambda d: bench_pool_execute(2, d, serve_path),
+            "port_stdlib_1w": lambda d: bench_port(1, d, serve_path, "json"),
+            "port_stdlib_2w": lambda d: bench_port(2, d, serve_path, "json"),
+            "pool_execute_stdlib_1w": lambda d: bench_pool_execute(1, d, serve_path, "json"),
+            "pool_execute_stdlib_2w": lambda d: bench_pool_execute(2, d, serve_path, "json"),
             "ppe_1c": lambda d: bench_ppe(1, d),
             "ppe_2c": lambda d: bench_ppe(2, d),
         }
