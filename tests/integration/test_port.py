@@ -135,6 +135,18 @@ async def test_unencodable_args_raise_local_protocol_error_before_anything_is_se
             assert await port.request("echo", [1, 2]) == [1, 2]
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+async def test_nan_and_infinite_args_are_refused_whichever_json_backend_is_installed(
+    value: float,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:  # orjson when installed, else the stdlib
+            with pytest.raises(LocalProtocolError, match="not JSON compliant"):
+                await port.request("echo", [None, value])
+            assert port.abandoned_requests == 0
+            assert await port.request("echo", [None, 1.5]) == [None, 1.5]
+
+
 async def test_request_over_max_frame_raises_before_a_byte_is_written() -> None:
     with trio.fail_after(BOUND):
         async with open_port(CALC, max_frame=200) as port:

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nursemaid import LocalProtocolError, RemoteProtocolError
@@ -143,6 +143,19 @@ odd_values = st.recursive(
 def test_json_encode_raises_only_local_protocol_errors(backend: JsonBackend, value: Any) -> None:
     with contextlib.suppress(LocalProtocolError):
         JsonCodec(backend=backend).encode(value)
+
+
+@given(value=odd_values)
+@example(value=[None, float("nan")])
+@example(value={"args": (1.5, float("-inf"))})
+def test_json_backends_refuse_the_same_values_with_the_same_message(value: Any) -> None:
+    outcomes = []
+    for backend in BACKENDS:
+        try:
+            outcomes.append(("ok", json.loads(JsonCodec(backend=backend).encode(value))))
+        except LocalProtocolError as exc:
+            outcomes.append(("refused", str(exc)))
+    assert all(outcome == outcomes[0] for outcome in outcomes)
 
 
 @given(value=odd_values)

@@ -76,16 +76,29 @@ def test_json_refuses_a_circular_structure(codec: JsonCodec) -> None:
         codec.encode(loop)
 
 
-def test_stdlib_json_refuses_nan_and_infinity() -> None:
-    codec = JsonCodec(backend="json")
-    for value in (math.nan, math.inf, -math.inf):
-        with pytest.raises(LocalProtocolError, match=r"not JSON compliant"):
-            codec.encode([value])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x,
+        lambda x: [None, x],
+        lambda x: {"id": 1, "op": "echo", "args": [1.5, {"deep": (None, x)}]},
+    ],
+)
+def test_json_refuses_nan_and_infinity_on_either_backend_with_one_message(
+    codec: JsonCodec, value: float, make: Any
+) -> None:
+    message = make(value)
+    with pytest.raises(LocalProtocolError, match=r"not JSON compliant") as info:
+        codec.encode(message)
+    with pytest.raises(LocalProtocolError) as reference:
+        JsonCodec(backend="json").encode(message)
+    assert str(info.value) == str(reference.value)
 
 
-@pytest.mark.skipif(not HAS_ORJSON, reason="the orjson extra is missing")
-def test_orjson_encodes_nan_as_null_its_documented_difference() -> None:
-    assert JsonCodec(backend="orjson").encode([math.nan]) == b"[null]"
+def test_json_writes_null_and_finite_floats_beside_each_other(codec: JsonCodec) -> None:
+    # The orjson backend's check for NaN looks twice at payloads with a null in them.
+    assert codec.encode([None, 1.5, {"x": None}]) == b'[null,1.5,{"x":null}]'
 
 
 # ---- JSON: decoding -------------------------------------------------------------------

@@ -27,16 +27,21 @@ Theory of operation:
     messages, because whenever orjson refuses something we ask the standard
     library, which either handles it (integers beyond 64 bits, non-string dict
     keys, lone surrogates in ``\\u`` escapes) or raises the precise error.
+    orjson would write ``NaN`` and infinities as ``null`` without a word, and
+    cannot be told not to; so a payload it wrote with a ``null`` in it is
+    checked for them (a walk in Python, only then: most requests and replies
+    carrying no ``null`` pay one substring search), and one that has them gets
+    the standard library's refusal, the same error with the same message.
 
-    Admitted differences, both orjson's own rules, which you accept by installing
-    the extra: orjson *encodes* ``NaN`` and infinities as ``null`` (the standard
-    library backend refuses them), and *decodes* integers outside -2**63 ..
-    2**64-1 as floats (the standard library keeps them exact).
+    One admitted difference remains, orjson's own rule, which you accept by
+    installing the extra: it *decodes* integers outside -2**63 .. 2**64-1 as
+    floats (the standard library keeps them exact).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
@@ -118,6 +123,44 @@ def _std_loads(data: bytes) -> JSON:
 
 # ---- the orjson backend -------------------------------------------------------------
 
+_isfinite: Final = math.isfinite
+
+
+def _has_non_finite(value: object) -> bool:
+    """Whether *value* holds a ``NaN`` or an infinity (in a value, not a dict key).
+
+    Only called on what orjson has just encoded, so *value* is acyclic and at
+    most orjson's 254 levels deep: the recursion is bounded. (orjson refuses
+    non-str dict keys without ``OPT_NON_STR_KEYS``, so a float key never gets here.)
+    Exact types first, scalars skipped inline: this runs on every orjson payload
+    that has a ``null`` in it.
+    """
+    kind = type(value)
+    if kind is dict:
+        items: Any = value.values()  # type: ignore[attr-defined]
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is float:
+        return not _isfinite(value)  # type: ignore[arg-type]
+    elif isinstance(value, float):  # subclasses, as orjson encodes them
+        return not _isfinite(value)
+    elif isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is float:
+            if not _isfinite(item):
+                return True
+        elif _has_non_finite(item):
+            return True
+    return False
+
 
 def _orjson_functions() -> tuple[Callable[[JSON], bytes], Callable[[bytes], JSON]]:
     import orjson  # the optional extra: nursemaid[orjson]
@@ -130,9 +173,17 @@ def _orjson_functions() -> tuple[Callable[[JSON], bytes], Callable[[bytes], JSON
 
     def orjson_dumps(value: JSON) -> bytes:
         try:
-            return dumps(value, option=option)
+            out = dumps(value, option=option)
         except TypeError:
             return _std_dumps(value)  # handles it exactly, or raises the precise error
+        # orjson writes NaN and infinities as null and has no option to refuse
+        # them; the standard library refuses them. So a payload with a null in it
+        # is checked for them (one C substring search on every payload, a walk of
+        # the value only on those with a null), and one that has them goes to the
+        # standard library, which raises its precise error.
+        if out.find(b"null") != -1 and _has_non_finite(value):  # find: faster than `in`
+            return _std_dumps(value)
+        return out
 
     def orjson_loads(data: bytes) -> JSON:
         try:
@@ -240,8 +291,8 @@ class JsonCodec:
 
         Raises:
             LocalProtocolError: *value* is not JSON-compatible (a set, an object,
-                a lone surrogate, a circular reference, or ``NaN``/infinity with the
-                standard library backend).
+                a lone surrogate, a circular reference, ``NaN`` or an infinity),
+                on either backend.
         """
         return self._dumps(value)
 
