@@ -37,8 +37,8 @@ Theory of operation:
     and a well-formed reply coming back, is hand-written because the port's round
     trip budget is a few microseconds and cattrs costs more than that
     (``bench/bench_codec.py``: on a ~100-byte envelope the cattrs path costs
-    about 1.5 µs more per round trip on either backend: 2.8 against 1.3 µs with
-    orjson, 5.9 against 4.4 µs with the standard library's json). Anything the
+    about 1.6 µs more per round trip on either backend: 3.1 against 1.5 µs with
+    orjson, 4.3 against 2.6 µs with the standard library's json). Anything the
     fast path does not recognise at a glance (error replies, extra keys, wrong
     types) falls through to the cattrs converter, which either structures it or
     produces the error. A property test
