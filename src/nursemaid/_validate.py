@@ -11,18 +11,18 @@ Rules:
 from __future__ import annotations
 
 import math
+import numbers
 
 __all__ = ["check_seconds", "check_timeout"]
 
 
 def _is_seconds(value: object) -> bool:
-    # bool is an int, but `timeout=True` is a mistake, never a duration.
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not math.isnan(value)
-        and value >= 0
-    )
+    # Any real number (numpy's and Fraction too, as Trio takes them); bool is an
+    # int, but `timeout=True` is a mistake, never a duration.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    seconds = float(value)
+    return not math.isnan(seconds) and seconds >= 0
 
 
 def check_timeout(value: float | None, name: str = "timeout") -> float | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 
 from nursemaid._validate import check_seconds, check_timeout
 
 
-@pytest.mark.parametrize("value", [None, 0, 0.0, 2, 2.5, math.inf])
+@pytest.mark.parametrize("value", [None, 0, 0.0, 2, 2.5, math.inf, Fraction(1, 3)])
 def test_check_timeout_returns_none_and_numbers_of_seconds_unchanged(value: object) -> None:
     assert check_timeout(value) is value  # type: ignore[arg-type]
 
