@@ -184,10 +184,61 @@ async def test_checkout_timeout_raises_and_the_waiter_leaves_the_queue(
 ) -> None:
     fleet = Fleet()
     async with open_pool(fleet.factory, size=1) as pool, pool.checkout():
+        start = trio.current_time()
         with pytest.raises(CheckoutTimeout, match=r"no worker became free within 0\.5 s"):
             async with pool.checkout(timeout=0.5):
                 pass  # pragma: no cover
+        assert trio.current_time() - start == pytest.approx(0.5)
         assert pool.statistics().waiting == 0
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+async def test_checkout_timeout_option_is_the_default_wait_to_the_microsecond(
+    autojump_clock: object, hooked: bool
+) -> None:
+    hooks: dict[str, Any] = {"handle_checkout": lambda lease: Keep()} if hooked else {}
+    async with (
+        open_pool(Fleet().factory, size=1, checkout_timeout=0.7, **hooks) as pool,
+        pool.checkout(),
+    ):
+        start = trio.current_time()
+        with pytest.raises(CheckoutTimeout, match=r"within 0\.7 s"):
+            await pool.execute("echo", 1)
+        assert trio.current_time() - start == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+async def test_execute_timeout_counts_the_queueing_so_the_request_gets_only_whats_left(
+    autojump_clock: object, hooked: bool
+) -> None:
+    hooks: dict[str, Any] = {"handle_checkin": lambda lease, exc: Keep()} if hooked else {}
+    async with open_pool(Fleet().factory, size=1, **hooks) as pool:
+
+        async def hold_for(seconds: float) -> None:
+            async with pool.checkout():
+                await trio.sleep(seconds)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold_for, 0.4)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            with pytest.raises(RequestTimeout):
+                await pool.execute("sleep", 10, timeout=1.0)  # queues 0.4 s, then 0.6 s
+            assert trio.current_time() - start == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "1"])
+async def test_a_bad_timeout_is_a_value_error_before_any_worker_is_touched(
+    autojump_clock: object, timeout: Any
+) -> None:
+    async with open_pool(Fleet().factory, size=1) as pool:
+        message = r"^timeout must be a number of seconds >= 0, or None for no limit \(got "
+        with pytest.raises(ValueError, match=message):
+            await pool.execute("echo", 1, timeout=timeout)
+        with pytest.raises(ValueError, match=message):
+            pool.checkout(timeout=timeout)
+        stats = pool.statistics()
+        assert (stats.restarts, stats.checkouts, stats.idle) == (0, 0, 1)
 
 
 async def test_waiters_are_served_first_come_first_served(autojump_clock: object) -> None:
@@ -290,6 +341,78 @@ async def test_checkout_hook_remove_gives_the_client_another_worker(
     async with open_pool(fleet.factory, size=1, handle_checkout=handle_checkout) as pool:
         async with pool.checkout() as lease:
             assert lease.worker_id != refused[0]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [Remove("stale"), ("error", "x"), RuntimeError("hook broke")],
+    ids=["remove", "bad-value", "raises"],
+)
+async def test_a_checkout_hook_that_refuses_every_worker_ends_in_start_error_not_a_spin(
+    autojump_clock: object, refusal: object
+) -> None:
+    calls: list[int] = []
+
+    def handle_checkout(lease: Lease) -> Any:
+        calls.append(lease.worker_id)
+        if len(calls) > 50:  # a spin never blocks, so no virtual deadline could end it
+            pytest.fail(f"the pool spun through {len(calls)} workers")
+        if isinstance(refusal, Exception):
+            raise refusal
+        return refusal
+
+    refused: list[BaseException] = []
+
+    async def body() -> None:
+        async with open_pool(
+            Fleet().factory, size=1, intensity=3, handle_checkout=handle_checkout
+        ) as pool:
+            try:
+                async with pool.checkout(timeout=math.inf):
+                    pass  # pragma: no cover
+            except PoolClosed as exc:
+                refused.append(exc)
+            await trio.sleep_forever()  # the pool's failure cancels the block
+
+    start = trio.current_time()
+    with pytest.raises(StartError, match="pool gave up") as info:
+        await body()
+    # Intensity 3: the fourth removal within the period gives up; the client gets
+    # the clear error at once, not after its (infinite) timeout.
+    assert len(calls) == 4
+    assert trio.current_time() - start < 1.0
+    assert "handle_checkout removed worker 3" in str(info.value)
+    assert isinstance(refused[0].__cause__, StartError)
+
+
+async def test_a_checkout_with_a_refusing_hook_keeps_one_deadline_for_the_whole_checkout(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    fleet.ping_delay = 0.3  # each replacement takes 0.3 s to handshake
+    async with open_pool(
+        fleet.factory, size=1, intensity=1000, handle_checkout=lambda lease: Remove("stale")
+    ) as pool:
+        await trio.sleep(1)  # the first worker is idle
+        start = trio.current_time()
+        with trio.fail_after(60), pytest.raises(CheckoutTimeout, match=r"within 1\.0 s"):
+            async with pool.checkout(timeout=1.0):
+                pass  # pragma: no cover
+        assert trio.current_time() - start == pytest.approx(1.0)
+
+
+async def test_new_sessions_spread_over_the_idle_workers(autojump_clock: object) -> None:
+    async with open_pool(Fleet().factory, size=3) as pool:
+        workers = []
+        for session in ("a", "b", "c"):
+            async with pool.checkout(session=session) as lease:
+                workers.append(lease.worker_id)
+        assert len(set(workers)) == 3
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for session in ("a", "b", "c"):
+                nursery.start_soon(lambda s: pool.execute("sleep", 0.3, session=s), session)
+        assert trio.current_time() - start == pytest.approx(0.3)  # side by side
 
 
 async def test_session_affinity_and_move_after_crash(autojump_clock: object) -> None:
@@ -476,16 +599,93 @@ async def test_a_replacement_started_on_a_clients_checkin_runs_in_the_pools_cont
     assert seen == [(0.3, "pool"), (0.3, "pool")]
 
 
-async def test_a_pool_runs_only_once(autojump_clock: object) -> None:
+async def test_a_pool_runs_one_run_at_a_time_and_again_after_it_ended(
+    autojump_clock: object,
+) -> None:
     from nursemaid import UsageError
     from nursemaid.workers._pool import Pool
 
-    pool = Pool(Fleet().factory, size=1)
+    fleet = Fleet()
+    pool = Pool(fleet.factory, size=1)
     async with trio.open_nursery() as nursery:
         await nursery.start(pool.run)
+        with pytest.raises(UsageError, match="is running already; a pool runs once at a time"):
+            await pool.run()
+        assert await pool.execute("echo", 1) == 1
         await pool.aclose()
-    with pytest.raises(UsageError, match="has already run; create a new Pool"):
-        await pool.run()
+    with pytest.raises(PoolClosed):
+        await pool.execute("echo", 2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        assert await pool.execute("echo", 3) == 3
+        assert [w.id for w in pool.statistics().workers] == [1]  # ids go on
+        await pool.aclose()
+    assert [w.returncode is not None for w in fleet.workers] == [True, True]
+
+
+async def test_a_supervisor_restarts_a_pool_that_gave_up_once_its_workers_start_again(
+    autojump_clock: object,
+) -> None:
+    from nursemaid import ChildSpec, open_supervisor
+    from nursemaid.workers._pool import Pool
+
+    fleet = Fleet()
+    back = trio.Event()
+
+    def watch(event: object) -> None:
+        # worker 0 crashed, worker 1 failed its handshake: 2 is the restarted pool's
+        if isinstance(event, Transition) and (event.to_state, event.worker_id >= 2) == (
+            WorkerState.IDLE,
+            True,
+        ):
+            back.set()
+
+    pool = Pool(fleet.factory, size=1, intensity=1, subscribers=[watch])
+    async with open_supervisor([ChildSpec("workers", pool.run)]) as supervisor:
+        assert await pool.execute("echo", 1) == 1
+        fleet.ping_failures = 1  # the program is broken for one start, then fixed
+        fleet.workers[0].crash(1, "segfault\n")
+        with trio.fail_after(60):
+            await back.wait()
+        await trio.testing.wait_all_tasks_blocked()  # the pool's run reports started
+        child = supervisor.which_children()[0]
+        assert (child.handle, child.restarts) == (pool, 1)
+        assert await pool.execute("echo", 2) == 2
+
+
+async def test_open_pool_raises_start_error_alone_when_the_block_raises_as_the_pool_gives_up(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    block_error = ValueError("clean-up failed")
+
+    async def body() -> None:
+        async with open_pool(fleet.factory, size=1, intensity=1):
+            fleet.ping_fails = True
+            fleet.workers[0].crash(1, "segfault\n")  # its replacement cannot start
+            try:
+                await trio.sleep_forever()  # the pool's failure cancels the block
+            finally:
+                raise block_error
+
+    with pytest.raises(StartError, match="pool gave up") as info:
+        await body()
+    assert info.value.__context__ is block_error
+    assert any("clean-up failed" in note for note in info.value.__notes__)
+
+
+async def test_open_pool_lets_keyboard_interrupt_through_beside_the_start_error(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    with pytest.RaisesGroup(StartError, KeyboardInterrupt):
+        async with open_pool(fleet.factory, size=1, intensity=1):
+            fleet.ping_fails = True
+            fleet.workers[0].crash(1, "segfault\n")
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise KeyboardInterrupt
 
 
 async def test_lazy_pool_that_gives_up_fails_waiters_and_raises_start_error_from_open_pool(

@@ -139,12 +139,22 @@ async def test_eager_pool_of_a_program_that_never_starts_fails_with_its_stderr(
 
 async def test_killed_idle_worker_is_replaced(serve_worker: list[str]) -> None:
     seen: list[object] = []
-    async with open_pool(serve_worker, size=1, subscribers=[seen.append]) as pool:
+    replaced = trio.Event()
+
+    def watch(event: object) -> None:
+        seen.append(event)
+        if isinstance(event, Transition) and (event.to_state, event.worker_id) == (
+            WorkerState.IDLE,
+            1,
+        ):
+            replaced.set()
+
+    async with open_pool(serve_worker, size=1, subscribers=[watch]) as pool:
         pid = await pool.execute("pid")
         os.kill(pid, signal.SIGKILL)
         with trio.fail_after(10):
-            while pool.statistics().restarts == 0 or pool.statistics().idle == 0:
-                await trio.sleep(0.01)
+            await replaced.wait()  # the pool's own transition, no polling
+        assert pool.statistics().restarts == 1
         assert await pool.execute("pid") != pid
     failed = [t for t in seen if isinstance(t, Transition) and t.to_state is WorkerState.FAILED]
     assert len(failed) == 1
@@ -239,3 +249,32 @@ async def test_a_worker_killed_mid_request_raises_worker_crashed_and_is_replaced
         assert "about to be killed" in str(info.value)
         assert await pool.execute("add", [2, 2]) == 4  # served by the replacement
         assert pool.statistics().restarts == 1
+
+
+_FAILS_AT_START = textwrap.dedent(
+    """
+    import sys
+    sys.stderr.write("init failed: cannot load model XYZ\\n")
+    sys.exit(7)
+    """
+)
+
+
+@pytest.mark.slow
+async def test_a_pool_that_gives_up_names_the_returncode_and_the_stderr_tail_once() -> None:
+    with trio.fail_after(10), pytest.raises(StartError) as info:
+        async with open_pool([sys.executable, "-c", _FAILS_AT_START], size=1, intensity=1):
+            pass  # pragma: no cover
+    message = str(info.value)
+    assert message.count("(returncode 7)") == 1, message
+    assert message.count("last stderr lines:") == 1, message
+    assert message.startswith(
+        "pool gave up: 2 worker starts failed in a row (more than intensity=1); "
+        "last failure: pool worker 1 handshake ('ping') failed: WorkerCrashed: "
+    )
+    tail = "\nlast stderr lines:\ninit failed: cannot load model XYZ"
+    assert message.endswith(f" (returncode 7){tail}")
+    assert (info.value.returncode, info.value.stderr_tail) == (
+        7,
+        "init failed: cannot load model XYZ\n",
+    )

@@ -13,6 +13,8 @@ from nursemaid.workers._pool_core import (
     SessionMoved,
     Waiter,
     WorkerSlot,
+    bare_message,
+    least_bound,
 )
 
 
@@ -331,3 +333,53 @@ def test_size_must_be_a_positive_int(size: object) -> None:
 def test_max_uses_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"max_uses must be None or an int >= 1 \(got 0\)"):
         PoolCore(1, Recorder(), max_uses=0)
+
+
+def test_least_bound_takes_the_idle_worker_with_fewest_sessions_most_recent_first() -> None:
+    slots = [WorkerSlot(i, []) for i in range(3)]  # slot 2 was used last
+    assert least_bound(slots, {}) is slots[2]
+    assert least_bound(slots, {2: 1}) is slots[1]
+    assert least_bound(slots, {2: 2, 1: 1, 0: 1}) is slots[1]
+    assert least_bound(slots, {2: 1, 1: 1, 0: 1}) is slots[2]
+
+
+def test_new_sessions_take_the_least_bound_idle_worker_and_plain_clients_the_latest() -> None:
+    core, _ = open_ready(3)
+    taken = {}
+    for session in ("a", "b", "c"):
+        slot = core.checkout_nowait(session, 1.0)
+        assert slot is not None
+        taken[session] = slot.id
+        assert core.begin_checkin(slot, 1.0)
+        core.finish_checkin(slot, None, 1.0)
+    assert sorted(taken.values()) == [0, 1, 2]
+    assert core.bound == {0: 1, 1: 1, 2: 1}
+    plain = core.checkout_nowait(None, 2.0)
+    assert plain is not None
+    assert plain.id == taken["c"]  # last in, first out
+
+
+def test_a_removal_with_a_failure_counts_against_the_window_and_can_give_up() -> None:
+    core, effects = open_ready(1, intensity=1)
+    for now in (1.0, 2.0):
+        slot = core.checkout_nowait(None, now)
+        assert slot is not None
+        error = StartError(f"handle_checkout removed worker {slot.id}: stale")
+        assert core.begin_checkin(slot, now)
+        core.finish_checkin(slot, "stale", now, failure=error)
+        if now == 1.0:
+            bring_up(core, effects.spawned[-1], now)
+    gave_up = [call[1] for call in effects.calls if call[0] == "give_up"]
+    assert len(gave_up) == 1
+    assert str(gave_up[0]) == (
+        "pool gave up: 2 worker failures within 5.0 s (more than intensity=1); "
+        "last failure: handle_checkout removed worker 1: stale"
+    )
+    assert core.phase is PoolPhase.CLOSING
+
+
+def test_bare_message_drops_exactly_the_evidence_the_error_class_appended() -> None:
+    error = StartError("worker 1 failed (returncode 7)", returncode=7, stderr_tail="boom\n")
+    assert str(error) == "worker 1 failed (returncode 7) (returncode 7)\nlast stderr lines:\nboom"
+    assert bare_message(error) == "worker 1 failed (returncode 7)"
+    assert bare_message(StartError("plain")) == "plain"

@@ -58,7 +58,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import Any, Final, NoReturn, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 import outcome
@@ -72,8 +72,10 @@ from nursemaid._errors import (
     UsageError,
     WorkerError,
 )
+from nursemaid._validate import check_timeout
 from nursemaid.protocol._framing import DEFAULT_MAX_FRAME
 from nursemaid.supervisor import current_shutdown
+from nursemaid.supervisor._runtime import _raise_failure_over_block, _raise_if_single
 from nursemaid.workers._lifecycle import Subscriber, Transition, WorkerState
 from nursemaid.workers._pool_core import (
     Backoff,
@@ -524,16 +526,17 @@ class Pool:
             raise ValueError(f"min_ready must be None or an int >= 0 (got {min_ready!r})")
         self.name = name
         self._subscribers: list[Subscriber] = list(subscribers)
-        self._core = PoolCore(
-            size,
-            self,
-            lazy=lazy,
-            max_uses=max_uses,
-            intensity=DEFAULTS.intensity(size) if intensity is None else intensity,
-            period=period,
-            backoff=Backoff(DEFAULTS.backoff_first, DEFAULTS.backoff_max),
-            subscribers=self._subscribers,
-        )
+        # Each run gets a fresh core from these (see run()); this first one also
+        # checks the options, so a bad size fails here, before anything runs.
+        self._core_options: dict[str, Any] = {
+            "lazy": lazy,
+            "max_uses": max_uses,
+            "intensity": DEFAULTS.intensity(size) if intensity is None else intensity,
+            "period": period,
+            "backoff": Backoff(DEFAULTS.backoff_first, DEFAULTS.backoff_max),
+            "subscribers": self._subscribers,
+        }
+        self._core = PoolCore(size, self, **self._core_options)
         if min_ready is not None and min_ready > size:
             raise ValueError(f"min_ready must be <= size={size} (got {min_ready!r})")
         self._min_ready = size if min_ready is None else min_ready
@@ -560,7 +563,7 @@ class Pool:
         self._drained = trio.Event()
         self._closed = trio.Event()
         self._failure: StartError | None = None
-        self._ran = False
+        self._runs = 0  # runs begun; Invariant: one at a time (_nursery is set while one runs)
 
     def __repr__(self) -> str:
         core = self._core
@@ -593,6 +596,8 @@ class Pool:
                 queue).
             PoolClosed: the pool is closed or closing (``__cause__`` is the
                 :class:`StartError` if the pool gave up).
+            ValueError: *timeout* is negative, ``NaN`` or not a number (raised
+                here, before anything is queued).
 
         When the block ends normally the worker goes back to the pool. When it ends
         with an exception — except :class:`~nursemaid.RemoteError` — or after a
@@ -600,6 +605,8 @@ class Pool:
         out without its late reply being read, the worker is removed and replaced.
         The exception comes out of the block unchanged.
         """
+        if timeout is not None:
+            check_timeout(timeout)
         return _Checkout(self, session, timeout)
 
     async def execute(
@@ -627,7 +634,11 @@ class Pool:
             WorkerCrashed: the worker died with the request in flight (with its
                 ``.returncode`` and ``.stderr_tail``); it is replaced.
             PoolClosed: the pool is closed.
+            ValueError: *timeout* is negative, ``NaN`` or not a number; nothing
+                was sent and no worker was touched.
         """
+        if timeout is not None and (timeout.__class__ is not float or not timeout >= 0):
+            check_timeout(timeout)  # ValueError unless a valid int (a float >= 0 is valid)
         if self._hooked:
             return await self._execute_with_hooks(op, args, session, timeout)
         # The hot path: _acquire_slot and the checkin inlined, no Lease object, one
@@ -736,7 +747,7 @@ class Pool:
         """Close the pool: refuse checkouts, wait up to the close grace for leases, stop
         every worker, and return when all are reaped. Idempotent."""
         self._close_requested.set()
-        if self._ran:
+        if self._runs:
             await self._closed.wait()
 
     # ---- running --------------------------------------------------------------------
@@ -750,14 +761,27 @@ class Pool:
         grace (the enclosing supervised child's ``shutdown`` when there is one, else
         ``close_grace``) to end, then every worker is stopped and reaped.
 
+        A pool can run again after a run ended, however it ended — so a
+        supervisor restarts ``ChildSpec("workers", pool.run)`` after the pool gave
+        up, as it restarts any child. Each run starts from fresh state (new
+        workers, counters and restart window; worker ids go on from the last
+        run's), and the :class:`Pool` object stays the handle clients hold:
+        between runs its calls raise :class:`PoolClosed`; once the next run has
+        begun they are served (or queue while an eager pool opens).
+
         Raises:
             StartError: the worker program could not be kept running (before
                 ``started``: the eager pool could not open).
-            UsageError: this pool has already run.
+            UsageError: this pool is running already (one run at a time).
         """
-        if self._ran:
-            raise UsageError(f"{self!r} has already run; create a new Pool to run again")
-        self._ran = True
+        if self._nursery is not None:
+            raise UsageError(
+                f"{self!r} is running already; a pool runs once at a time "
+                "(run it again after this run ended, or create another Pool)"
+            )
+        if self._runs:
+            self._fresh_run()
+        self._runs += 1
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -783,10 +807,22 @@ class Pool:
                     with trio.CancelScope(shield=True):
                         await self._drain()
         finally:
+            self._nursery = None
             self._core.phase = PoolPhase.CLOSED
             self._closed.set()
         if self._failure is not None:
             raise self._failure
+
+    def _fresh_run(self) -> None:
+        """Forget the last run: a new core (ids continue) and new events."""
+        last = self._core
+        self._core = PoolCore(last.size, self, first_id=last.next_id, **self._core_options)
+        self._maintenance = None
+        self._opened = trio.Event()
+        self._close_requested = trio.Event()
+        self._drained = trio.Event()
+        self._closed = trio.Event()
+        self._failure = None
 
     async def _drain(self) -> None:
         core = self._core
@@ -947,35 +983,60 @@ class Pool:
         session: Hashable | None,
         timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
     ) -> Lease:
+        """Lease a worker that ``handle_checkout`` accepts, within one deadline.
+
+        Invariant: the whole checkout, every worker the hook refuses included,
+        ends by ``timeout`` (else the pool's ``checkout_timeout``) after it began.
+        """
+        seconds = self._checkout_timeout if timeout is None else timeout
+        deadline = _current_time() + seconds
         while True:
-            slot = await self._acquire_slot(session, timeout)
+            core = self._core
+            phase = core.phase
+            if phase is not _OPEN and phase is not _OPENING:
+                raise self._closed_error()
+            await _checkpoint_if_cancelled()
+            task = _current_task()
+            slot = core.checkout_nowait(session, self._clock())
+            if slot is None:
+                slot = await self._wait(session, seconds, task, deadline)
+            else:
+                _hand(slot, task)
             lease = Lease(slot, session)
-            if self._handle_checkout is None:
+            if self._handle_checkout is None:  # hooked by handle_checkin only
                 return lease
             reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
             if reason is None:
                 return lease
             # The hook removed this worker: take the next one (the waiter's place in
-            # the queue is not kept — NimblePool does the same).
+            # the queue is not kept — NimblePool does the same). The removal counts
+            # against the restart window: a hook that refuses every worker makes the
+            # pool give up (the client then gets PoolClosed) instead of spinning.
             lease._slot = None
-            self._checkin(slot, reason)
+            cause = f"handle_checkout removed worker {slot.id}: {reason}"
+            self._checkin(slot, reason, failure=_start_error(slot, cause, None, None))
 
     async def _wait(
         self,
         session: Hashable | None,
         timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
         task: Any,
+        deadline: float | None = None,
     ) -> WorkerSlot:
+        """Queue for a worker until *deadline* (default: *timeout* from now)."""
         core = self._core
         waiter = Waiter(session, task)
-        core.enqueue(waiter, _current_time())
+        now = _current_time()
+        core.enqueue(waiter, now)
         seconds = self._checkout_timeout if timeout is None else timeout
+        if deadline is None:
+            deadline = now + seconds
 
         def abort(_: object) -> trio.lowlevel.Abort:
             core.cancel(waiter)
             return trio.lowlevel.Abort.SUCCEEDED
 
-        with trio.move_on_after(seconds):
+        with trio.move_on_at(deadline):
             slot: WorkerSlot = await trio.lowlevel.wait_task_rescheduled(abort)
             return slot
         raise CheckoutTimeout(
@@ -1018,7 +1079,9 @@ class Pool:
         core.finish_checkin(slot, remove if remove is not None else verdict, _current_time())
         self._after_checkin()
 
-    def _checkin(self, slot: WorkerSlot, remove: str | None) -> None:
+    def _checkin(
+        self, slot: WorkerSlot, remove: str | None, *, failure: StartError | None = None
+    ) -> None:
         """End a lease synchronously: ownership home, then keep or remove the worker."""
         core = self._core
         now = self._clock()
@@ -1026,7 +1089,7 @@ class Pool:
             handoff = slot.handoff
             if handoff is not None:
                 handoff(slot.home)
-            core.finish_checkin(slot, remove, now)
+            core.finish_checkin(slot, remove, now, failure=failure)
         # else: it crashed or was stopped while leased; nothing to hand back
         if core.phase is PoolPhase.CLOSING and not core.leased:
             self._drained.set()
@@ -1121,6 +1184,9 @@ def _start_error(
         with suppress(Exception):
             tail = worker.stderr_tail() or tail
     message = cause.split("\nlast stderr lines:", 1)[0]
+    if isinstance(returncode, int):
+        # _describe(exc) kept the cause's own " (returncode N)": StartError adds it.
+        message = message.removesuffix(f" (returncode {returncode})")
     error = StartError(
         message,
         child_id=slot.id,
@@ -1203,6 +1269,17 @@ async def open_pool(
     Raises:
         StartError: an eager pool could not open, or the pool gave up while
             running (the block is cancelled and this comes out of it).
+
+    Exceptions come out as themselves, never wrapped in an exception group: the
+    block's own exception, or the pool's :class:`~nursemaid.StartError`. When
+    both happen (the pool gives up, and the block, cancelled, raises in its
+    clean-up — or raises the :class:`~nursemaid.PoolClosed` it was given), the
+    ``StartError`` comes out, as :func:`~nursemaid.open_supervisor`'s error does:
+    the workers are gone, and ``except StartError`` must always see it. The
+    block's exception is its ``__context__``, named in a note. A
+    ``KeyboardInterrupt``, ``SystemExit`` or outside ``Cancelled`` is never
+    folded away: it passes through (beside the ``StartError`` in Trio's group,
+    should both happen).
     """
     pool = Pool(worker, size=size, **options)
     try:
@@ -1213,17 +1290,6 @@ async def open_pool(
             finally:
                 pool._close_requested.set()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        _reraise_unwrapped(group.exceptions[0])
-
-
-def _reraise_unwrapped(exc: BaseException) -> NoReturn:
-    # Give the single exception back as if there were no nursery in between,
-    # keeping its own chain (not the group as its context).
-    context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
-    try:
-        raise exc
-    finally:
-        exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
-        del exc
+        _raise_if_single(group)
+        _raise_failure_over_block(group, pool._failure)
+        raise

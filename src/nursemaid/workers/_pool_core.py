@@ -34,8 +34,17 @@ Theory of operation:
     the worker program cannot be kept running, and the pool gives up with
     :class:`~nursemaid.StartError` instead of looping. Removals the pool decides
     itself (a lease that ended badly, recycling, the health check) are replaced
-    but do not count as failures. Replacements after a failed start are delayed
-    by an exponential backoff.
+    but do not count as failures — except a worker that ``handle_checkout``
+    refused: the client at once asks for another, so a hook that refuses every
+    worker would otherwise spin through workers for ever; counting those
+    removals makes it end in :class:`~nursemaid.StartError` like a program that
+    cannot start. Replacements after a failed start are delayed by an
+    exponential backoff.
+
+    A client with a new session (no worker yet) takes the idle worker that
+    serves the fewest sessions (:func:`least_bound`), so independent sessions
+    spread over the workers instead of queueing behind one; clients without a
+    session take the most recently used one.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from nursemaid._errors import InternalError, StartError
+from nursemaid._errors import InternalError, StartError, WorkerError, format_stderr_tail
 from nursemaid.supervisor._intensity import RestartWindow
 from nursemaid.workers._lifecycle import (
     Subscriber,
@@ -65,6 +74,8 @@ __all__ = [
     "SessionMoved",
     "Waiter",
     "WorkerSlot",
+    "bare_message",
+    "least_bound",
 ]
 
 _S = WorkerState
@@ -169,6 +180,34 @@ class Waiter:
         return f"<waiter session={self.session!r} bound={self.bound!r}>"
 
 
+def least_bound(idle: list[WorkerSlot], bound: dict[int, int]) -> WorkerSlot:
+    """The idle worker a new session should take: the one with fewest sessions.
+
+    *idle* is the idle stack (most recently used last); *bound* counts the
+    sessions bound to each worker id. Among equals the most recently used wins,
+    as for clients without a session. *idle* must not be empty.
+    """
+    best = idle[-1]
+    fewest = bound.get(best.id, 0)
+    for slot in reversed(idle):
+        count = bound.get(slot.id, 0)
+        if count < fewest:
+            best, fewest = slot, count
+    return best
+
+
+def bare_message(error: WorkerError) -> str:
+    """*error*'s message without the return code and stderr tail its class appended.
+
+    A :class:`~nursemaid.WorkerError`'s message ends with its evidence (see
+    :func:`~nursemaid._errors.format_stderr_tail`); an error built from another's
+    message must take the bare part, or the evidence shows twice.
+    """
+    text = str(error.args[0]) if error.args else ""
+    suffix = format_stderr_tail("", error.stderr_tail, error.returncode)
+    return text[: -len(suffix)] if suffix and text.endswith(suffix) else text
+
+
 class PoolEffects(Protocol):
     """What the core asks its shell to do. Each call must not block or await."""
 
@@ -216,6 +255,8 @@ class PoolCore:
             ``intensity`` also bounds consecutive failed starts.
         backoff: delays before replacing a worker whose start failed.
         subscribers: the pool's subscriber list, shared with every worker.
+        first_id: the first worker id (a pool run again continues its numbering,
+            so ids stay unique in the pool's life).
     """
 
     def __init__(
@@ -229,6 +270,7 @@ class PoolCore:
         period: float = 5.0,
         backoff: Backoff = Backoff(),
         subscribers: list[Subscriber] | None = None,
+        first_id: int = 0,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"pool size must be an int >= 1 (got {size!r})")
@@ -250,12 +292,14 @@ class PoolCore:
         self.idle: list[WorkerSlot] = []  # a stack: last in, first out
         self.waiters: OrderedDict[Waiter, None] = OrderedDict()
         self.sessions: dict[Hashable, int] = {}
+        # Invariant: bound[wid] == number of sessions whose value in `sessions` is wid.
+        self.bound: dict[int, int] = {}
         self.active = 0  # slots in LIVE_STATES; Invariant: active <= size
         self.starting = 0  # slots in STARTING or HANDSHAKING
         self.ready_once = 0  # handshakes that ever succeeded
         self.restarts = 0
         self.start_failures_in_a_row = 0
-        self._next_id = 0
+        self._next_id = first_id
         # figures for statistics()
         self.checkouts = 0
         self.wait_count = 0
@@ -273,6 +317,11 @@ class PoolCore:
         if not self.lazy:
             for _ in range(self.size):
                 self._spawn(0.0)
+
+    @property
+    def next_id(self) -> int:
+        """The id the next worker will get."""
+        return self._next_id
 
     def mark_open(self) -> None:
         """The shell saw enough workers ready: serve clients from now on."""
@@ -390,7 +439,8 @@ class PoolCore:
                     return owner
                 return None  # wait for the session's own worker
         if idle:
-            slot = idle.pop()
+            slot = least_bound(idle, self.bound)
+            idle.remove(slot)
             self._lease(slot, now)
             self._bind_session(session, slot, wid, now)
             return slot
@@ -435,6 +485,14 @@ class PoolCore:
         self, session: Hashable, slot: WorkerSlot, old: int | None, now: float
     ) -> None:
         self.sessions[session] = slot.id
+        bound = self.bound
+        bound[slot.id] = bound.get(slot.id, 0) + 1
+        if old is not None:
+            left = bound.get(old, 0) - 1
+            if left > 0:
+                bound[old] = left
+            else:
+                bound.pop(old, None)
         if old is not None and old != slot.id and self.subscribers:
             notify(self.subscribers, SessionMoved(session, old, slot.id, now))
 
@@ -492,8 +550,19 @@ class PoolCore:
             self.lease_max = held
         return True
 
-    def finish_checkin(self, slot: WorkerSlot, remove: str | None, now: float) -> None:
-        """Decide a RETURNING worker's fate: idle (``remove=None``) or stopped and replaced."""
+    def finish_checkin(
+        self,
+        slot: WorkerSlot,
+        remove: str | None,
+        now: float,
+        *,
+        failure: StartError | None = None,
+    ) -> None:
+        """Decide a RETURNING worker's fate: idle (``remove=None``) or stopped and replaced.
+
+        *failure*: the removal counts against the restart window, as a crash does
+        (see :meth:`remove`).
+        """
         if slot.life.state is not _S.RETURNING:
             return  # it crashed while the checkin hook ran: already handled
         if remove is None and self.phase is PoolPhase.CLOSING:
@@ -504,10 +573,23 @@ class PoolCore:
             slot.life.fire(_E.ACCEPT, now=now)
             self._make_idle(slot, now)
             return
-        self.remove(slot, remove, now)
+        self.remove(slot, remove, now, failure=failure)
 
-    def remove(self, slot: WorkerSlot, cause: str, now: float, *, replace: bool = True) -> None:
-        """Stop a live worker on the pool's own decision, and replace it if wanted."""
+    def remove(
+        self,
+        slot: WorkerSlot,
+        cause: str,
+        now: float,
+        *,
+        replace: bool = True,
+        failure: StartError | None = None,
+    ) -> None:
+        """Stop a live worker on the pool's own decision, and replace it if wanted.
+
+        With *failure* (a worker ``handle_checkout`` refused) the removal also
+        counts against the restart window; *failure* is the error the pool gives
+        up with if that makes too many.
+        """
         state = slot.life.state
         if state not in LIVE_STATES:
             return
@@ -517,6 +599,8 @@ class PoolCore:
             self.idle.remove(slot)
         self.effects.stop(slot)
         self._unbind(slot, now)
+        if failure is not None and self._count_failure(now, failure):
+            return
         if replace and self.phase is not PoolPhase.CLOSING:
             self.restarts += 1
             self._replenish()
@@ -549,7 +633,7 @@ class PoolCore:
                     f"{self.window.period} s (more than intensity={self.window.intensity})"
                 )
             final = StartError(
-                f"pool gave up: {why}; last failure: {error.args[0]}",
+                f"pool gave up: {why}; last failure: {bare_message(error)}",
                 reason=error,
                 returncode=error.returncode,
                 stderr_tail=error.stderr_tail,
