@@ -142,6 +142,17 @@ def interleaved(
     return rates
 
 
+def add_trio_parallel(cases: dict[str, Case]) -> None:
+    """Add the trio-parallel peer rows (1 and 2 callers) when it is installed."""
+    try:
+        import trio_parallel  # noqa: F401
+    except ImportError:
+        print("trio-parallel is not installed: its rows are skipped", file=sys.stderr)
+        return
+    cases["tpar_1c"] = lambda d: peers.bench_trio_parallel(1, d)
+    cases["tpar_2c"] = lambda d: peers.bench_trio_parallel(2, d)
+
+
 def median(values: Sequence[float]) -> float:
     """The median (the figure every table shows)."""
     return statistics.median(values)

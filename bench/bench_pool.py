@@ -246,13 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ppe_1c": lambda d: bench_ppe(1, d),
             "ppe_2c": lambda d: bench_ppe(2, d),
         }
-        try:
-            import trio_parallel  # noqa: F401
-
-            cases["tpar_1c"] = lambda d: peers.bench_trio_parallel(1, d)
-            cases["tpar_2c"] = lambda d: peers.bench_trio_parallel(2, d)
-        except ImportError:
-            print("trio-parallel is not installed: its rows are skipped", file=sys.stderr)
+        _harness.add_trio_parallel(cases)
         rates = _harness.interleaved(
             cases, modes=options.modes, trials=options.trials, duration=options.duration
         )

@@ -259,13 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port_raw_1w": lambda d: bench_port_raw(1, d),
             "port_raw_2w": lambda d: bench_port_raw(2, d),
         }
-        try:
-            import trio_parallel  # noqa: F401
-
-            cases["tpar_1c"] = lambda d: peers.bench_trio_parallel(1, d)
-            cases["tpar_2c"] = lambda d: peers.bench_trio_parallel(2, d)
-        except ImportError:
-            print("trio-parallel is not installed: its rows are skipped", file=sys.stderr)
+        _harness.add_trio_parallel(cases)
         if options.only:
             cases = {name: case for name, case in cases.items() if name in options.only}
         rates = _harness.interleaved(
