@@ -962,8 +962,10 @@ class Pool:
         self,
         session: Hashable | None,
         timeout: float | None,  # noqa: ASYNC109 (checkout's own, passed on)
+        deadline: float | None = None,
     ) -> WorkerSlot:
-        """Lease a worker to the calling task: at once if one is idle, else queue."""
+        """Lease a worker to the calling task: at once if one is idle, else queue
+        until *deadline* (default: *timeout* from now)."""
         core = self._core
         phase = core.phase
         if phase is not _OPEN and phase is not _OPENING:
@@ -972,10 +974,8 @@ class Pool:
         task = _current_task()
         slot = core.checkout_nowait(session, self._clock())
         if slot is None:
-            return await self._wait(session, timeout, task)
-        handoff = slot.handoff
-        if handoff is not None:
-            handoff(task)
+            return await self._wait(session, timeout, task, deadline)
+        _hand(slot, task)
         return slot
 
     async def _acquire(
@@ -991,17 +991,7 @@ class Pool:
         seconds = self._checkout_timeout if timeout is None else timeout
         deadline = _current_time() + seconds
         while True:
-            core = self._core
-            phase = core.phase
-            if phase is not _OPEN and phase is not _OPENING:
-                raise self._closed_error()
-            await _checkpoint_if_cancelled()
-            task = _current_task()
-            slot = core.checkout_nowait(session, self._clock())
-            if slot is None:
-                slot = await self._wait(session, seconds, task, deadline)
-            else:
-                _hand(slot, task)
+            slot = await self._acquire_slot(session, seconds, deadline)
             lease = Lease(slot, session)
             if self._handle_checkout is None:  # hooked by handle_checkin only
                 return lease
