@@ -126,6 +126,8 @@ STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
 _READ_SIZE: Final = 65536
+_YIELD_MISSES: Final = 3
+_YIELD_PROBE: Final = 64
 
 _HEADERS: Final = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I")}
 _ID: Final = wire.ID
@@ -138,6 +140,7 @@ _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
+_sched_yield = os.sched_yield
 
 
 class PortState(enum.Enum):
@@ -175,11 +178,13 @@ class Port:
         "_fast_limit",
         "_loads",
         "_logger",
+        "_misses",
         "_next_id",
         "_owner",
         "_pack_header",
         "_process",
         "_reason",
+        "_skipped",
         "_state",
         "_stderr",
         "_stderr_done",
@@ -238,6 +243,8 @@ class Port:
         self._state = PortState.OPEN
         self._reason = ""
         self._next_id = 1
+        self._misses = 0  # yields in a row that did not bring the reply
+        self._skipped = 0  # chances to yield passed up since the last try
         # Invariant: ids of requests whose frame was fully written but whose
         # caller stopped waiting (cancelled or timed out). Each is removed when
         # its late reply arrives and is discarded.
@@ -592,9 +599,13 @@ class Port:
                     # Read first, wait only if nothing is there: on one core the worker
                     # usually runs (and answers) as soon as our write wakes it, and a
                     # read that succeeds is far cheaper than a trip through epoll.
+                    # Else yield the CPU once and read again (_read_after_yield).
+                    data: bytes | None
                     try:
                         data = os.read(fd, _READ_SIZE)
                     except BlockingIOError:
+                        data = None if waited else self._read_after_yield(fd)
+                    if data is None:
                         try:
                             await _wait_readable(fd)
                         except trio.ClosedResourceError:
@@ -668,24 +679,52 @@ class Port:
                 self._abandoned.add(request_id)
             raise
 
+    def _read_after_yield(self, fd: int) -> bytes | None:
+        """Before waiting for stdout: give up the CPU once, then read; ``None`` if still nothing.
+
+        Our write has just woken the worker. When it shares our CPU (a busy
+        machine, or everything pinned to one core) it usually sits runnable
+        behind us, and after one ``sched_yield`` its answer is there: reading it
+        then is far cheaper than a trip through Trio's epoll wait. When it runs
+        on another CPU the yield returns at once and brings nothing, so after
+        ``_YIELD_MISSES`` such misses in a row the port stops yielding, and tries
+        again once every ``_YIELD_PROBE`` chances, in case that changed.
+        Read alongside docs/ports.md ("How a request waits").
+        """
+        if self._misses >= _YIELD_MISSES:
+            self._skipped += 1
+            if self._skipped < _YIELD_PROBE:
+                return None
+            self._skipped = 0
+        _sched_yield()
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            self._misses += 1
+            return None
+        self._misses = 0
+        return data
+
     async def _fill(self, what: str) -> bool:
         """Feed the decoder one read of stdout, waiting if need be; return whether it waited."""
         fd = self._stdout_fd
         waited = False
         while True:
+            data: bytes | None
             try:
                 data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
-                try:
-                    await _wait_readable(fd)
-                except trio.ClosedResourceError:
-                    # Another task (the one leaving open_port's block) closed the port.
-                    raise self._closed_error() from None
-                waited = True
-                continue
+                data = None if waited else self._read_after_yield(fd)
             except OSError as exc:  # pragma: no cover - a pipe gives EOF, not errors
                 await self._lost(f"reading its stdout failed ({exc}) {what}")
-            break
+            if data is not None:
+                break
+            try:
+                await _wait_readable(fd)
+            except trio.ClosedResourceError:
+                # Another task (the one leaving open_port's block) closed the port.
+                raise self._closed_error() from None
+            waited = True
         if not data:
             await self._end_of_file(what)
         self._decoder.receive_data(data)
