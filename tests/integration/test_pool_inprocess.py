@@ -401,6 +401,144 @@ async def test_a_checkout_with_a_refusing_hook_keeps_one_deadline_for_the_whole_
         assert trio.current_time() - start == pytest.approx(1.0)
 
 
+def _stop_causes(seen: list[object]) -> list[str]:
+    return [t.cause for t in seen if isinstance(t, Transition) and t.event.name == "STOP"]
+
+
+@pytest.mark.parametrize("call", ["checkout", "execute"])
+async def test_a_checkout_hook_that_hangs_ends_in_checkout_timeout_at_the_deadline(
+    autojump_clock: object, call: str
+) -> None:
+    async def handle_checkout(lease: Lease) -> Keep:
+        await trio.sleep_forever()
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkout=handle_checkout, subscribers=[seen.append]
+    ) as pool:
+
+        async def check_out() -> None:
+            if call == "checkout":
+                async with pool.checkout(timeout=1.0):
+                    pass  # pragma: no cover
+            else:
+                await pool.execute("echo", 1, timeout=1.0)
+
+        start = trio.current_time()
+        with (
+            trio.fail_after(60),
+            pytest.raises(CheckoutTimeout, match="ran out of time in handle_checkout") as info,
+        ):
+            await check_out()
+        assert trio.current_time() - start == pytest.approx(1.0)
+        assert "the hook held worker 0 for 1 s of the checkout's 1.0 s" in str(info.value)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 1, 1)  # replaced
+        assert [w.id for w in stats.workers] == [1]
+    assert (
+        "handle_checkout was cut short by the checkout's deadline (1.0 s)"
+        in (_stop_causes(seen)[0])
+    )
+
+
+async def test_one_checkout_deadline_covers_the_queueing_and_a_slow_checkout_hook(
+    autojump_clock: object,
+) -> None:
+    async def handle_checkout(lease: Lease) -> Keep:
+        await trio.sleep(0.6)
+        return Keep()
+
+    async with open_pool(Fleet().factory, size=1, handle_checkout=handle_checkout) as pool:
+
+        async def first() -> None:
+            async with pool.checkout():  # hook until 0.6, then held until 0.7
+                await trio.sleep(0.1)
+
+        async with trio.open_nursery() as nursery:
+            start = trio.current_time()
+            nursery.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()
+            # Queued until 0.7, then 0.3 s of the hook's 0.6 s fit in the 1.0 s.
+            with pytest.raises(CheckoutTimeout, match=r"for 0\.3 s of the checkout's 1\.0 s"):
+                async with pool.checkout(timeout=1.0):
+                    pass  # pragma: no cover
+            assert trio.current_time() - start == pytest.approx(1.0)
+
+
+async def test_checkout_hooks_cut_short_by_the_deadline_do_not_count_against_the_restart_window(
+    autojump_clock: object,
+) -> None:
+    hangs = [True, True, True]
+
+    async def handle_checkout(lease: Lease) -> Keep:
+        if hangs:
+            hangs.pop()
+            await trio.sleep_forever()
+        return Keep()
+
+    async with open_pool(
+        Fleet().factory, size=1, intensity=1, period=100.0, handle_checkout=handle_checkout
+    ) as pool:
+        for _ in range(3):
+            with trio.fail_after(60), pytest.raises(CheckoutTimeout):
+                await pool.execute("echo", 1, timeout=0.5)
+        # Three removals within the period, intensity 1: the pool still serves.
+        assert await pool.execute("echo", 2, timeout=5.0) == 2
+        assert pool.statistics().restarts == 3
+
+
+async def test_a_client_cancelled_inside_its_checkout_hook_never_leaks_the_worker(
+    autojump_clock: object,
+) -> None:
+    entered = trio.Event()
+
+    async def handle_checkout(lease: Lease) -> Keep:
+        if not entered.is_set():
+            entered.set()
+            await trio.sleep_forever()
+        return Keep()
+
+    async def client(pool: Any) -> None:
+        async with pool.checkout(timeout=math.inf):
+            pytest.fail("the cancelled client got its lease")  # pragma: no cover
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkout=handle_checkout, subscribers=[seen.append]
+    ) as pool:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client, pool)
+            await entered.wait()
+            nursery.cancel_scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts) == (0, 1)
+        with trio.fail_after(1):  # the replacement serves the next client
+            async with pool.checkout() as lease:
+                assert lease.worker_id == 1
+    assert "handle_checkout was interrupted (Cancelled)" in _stop_causes(seen)[0]
+
+
+async def test_a_checkin_hook_interrupted_by_keyboard_interrupt_never_strands_the_worker(
+    autojump_clock: object,
+) -> None:
+    def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        raise KeyboardInterrupt
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkin=handle_checkin, subscribers=[seen.append]
+    ) as pool:
+        with pytest.raises(KeyboardInterrupt):
+            async with pool.checkout():
+                pass
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 1, 1)  # not left RETURNING
+    assert "handle_checkin was interrupted (KeyboardInterrupt)" in _stop_causes(seen)[0]
+
+
 async def test_new_sessions_spread_over_the_idle_workers(autojump_clock: object) -> None:
     async with open_pool(Fleet().factory, size=3) as pool:
         workers = []

@@ -593,7 +593,8 @@ class Pool:
 
         Raises:
             CheckoutTimeout: no worker became free in time (the waiter has left the
-                queue).
+                queue), or ``handle_checkout`` was still running at the deadline (its
+                worker is replaced).
             PoolClosed: the pool is closed or closing (``__cause__`` is the
                 :class:`StartError` if the pool gave up).
             ValueError: *timeout* is negative, ``NaN`` or not a number (raised
@@ -985,8 +986,21 @@ class Pool:
     ) -> Lease:
         """Lease a worker that ``handle_checkout`` accepts, within one deadline.
 
-        Invariant: the whole checkout, every worker the hook refuses included,
-        ends by ``timeout`` (else the pool's ``checkout_timeout``) after it began.
+        Invariant: the whole checkout — the queueing, every worker the hook
+        refuses, and every run of the hook itself — ends by ``timeout`` (else the
+        pool's ``checkout_timeout``) after it began. A hook still running at the
+        deadline is cancelled and the client gets :class:`CheckoutTimeout`.
+
+        Invariant: a worker leased here is either returned in the lease or handed
+        back to the pool, whatever ends the hook — a verdict, the deadline, the
+        caller's cancellation, any other exception. A hook cut short leaves its
+        worker in a state nobody knows (it may have been mid-request on the port),
+        so that worker is removed and replaced. Those removals are counted in
+        ``restarts`` but not against the restart window: the checkout ends with
+        them, so nothing spins, and the worker did not fail — the client's time
+        ran out (NimblePool likewise just terminates and replaces the worker of a
+        client that timed out or died holding it). Counting them would let clients
+        with short timeouts make the pool give up on everybody.
         """
         seconds = self._checkout_timeout if timeout is None else timeout
         deadline = _current_time() + seconds
@@ -995,7 +1009,32 @@ class Pool:
             lease = Lease(slot, session)
             if self._handle_checkout is None:  # hooked by handle_checkin only
                 return lease
-            reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
+            began = _current_time()
+            try:
+                with trio.move_on_at(deadline) as hook_scope:
+                    reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
+            except BaseException as exc:  # poison-and-re-raise: never keep the worker
+                lease._slot = None
+                self._checkin(
+                    slot,
+                    f"handle_checkout was interrupted ({type(exc).__name__}); "
+                    "the worker's state is unknown",
+                )
+                raise
+            if hook_scope.cancelled_caught:
+                lease._slot = None
+                self._checkin(
+                    slot,
+                    f"handle_checkout was cut short by the checkout's deadline "
+                    f"({seconds} s); the worker's state is unknown",
+                )
+                raise CheckoutTimeout(
+                    f"the checkout ran out of time in handle_checkout: the hook held worker "
+                    f"{slot.id} for {_current_time() - began:.6g} s of the checkout's "
+                    f"{seconds} s and was cancelled; the worker is removed and replaced "
+                    "(a hook cut short leaves it in an unknown state); make the hook "
+                    "return sooner, or raise the checkout timeout"
+                )
             if reason is None:
                 return lease
             # The hook removed this worker: take the next one (the waiter's place in
@@ -1061,11 +1100,27 @@ class Pool:
             self._after_checkin()
             return  # it crashed or was stopped while leased
         _hand(slot, slot.home)
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(self._init_timeout) as scope:
-                verdict = await self._run_hook("handle_checkin", self._handle_checkin, lease, exc)
-            if scope.cancelled_caught:
-                verdict = f"handle_checkin did not return within {self._init_timeout} s"
+        # Bounded, and shielded so that it also runs for a cancelled client: Trio's
+        # rule for clean-up. The client waits at most init_timeout here; a pool that
+        # closes meanwhile waits for it as for any lease, up to its close grace.
+        # Invariant: the worker leaves RETURNING whatever ends the hook.
+        try:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(self._init_timeout) as scope:
+                    verdict = await self._run_hook(
+                        "handle_checkin", self._handle_checkin, lease, exc
+                    )
+                if scope.cancelled_caught:
+                    verdict = f"handle_checkin did not return within {self._init_timeout} s"
+        except BaseException as interrupt:  # poison-and-re-raise (KeyboardInterrupt, ...)
+            core.finish_checkin(
+                slot,
+                f"handle_checkin was interrupted ({type(interrupt).__name__}); "
+                "the worker's state is unknown",
+                _current_time(),
+            )
+            self._after_checkin()
+            raise
         core.finish_checkin(slot, remove if remove is not None else verdict, _current_time())
         self._after_checkin()
 
@@ -1238,8 +1293,10 @@ async def open_pool(
             one; :class:`~nursemaid.protocol.CommandEnvelope` for programs speaking
             ``{id, command, args}``). Its ``ping_op`` is the handshake.
         handle_checkout: ``(lease) -> Keep() | Remove(reason)`` (may be async),
-            run in the client's task after a worker is leased; ``Remove`` replaces
-            the worker and the client gets another.
+            run in the client's task after a worker is leased, within the
+            checkout's deadline; ``Remove`` replaces the worker and the client gets
+            another. A hook still running at the deadline is cancelled, its worker
+            replaced, and the client gets :class:`~nursemaid.CheckoutTimeout`.
         handle_checkin: ``(lease, exception_or_None) -> Keep() | Remove(reason)``
             (may be async), run when a lease ends, shielded, within
             ``init_timeout``. Any other return value (or an exception) removes the
