@@ -20,6 +20,8 @@ port_1w / port_2w   ``await port.request("echo", args)`` to a ``serve`` worker (
                     extra is installed (``serve`` always uses the standard library)
 port_stdlib_1w/2w   the same with the standard library's json on the port's side
                     too: nursemaid installed without extras
+port_noyield_1w/2w  ``port_1w/2w`` with the port's yield before a wait switched off
+                    (docs/ports.md, "How a request waits"): what the yield buys
 port_raw_1w/2w      ``await port.send(frame); await port.receive()`` with
                     ``codec="raw"`` to the echo worker: the port's transport alone
 tpar_1c / tpar_2c   ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)
@@ -114,6 +116,19 @@ def bench_port(
     return _bench_port_loop(
         workers, duration, [sys.executable, serve_path], raw=False, backend=backend
     )
+
+
+def bench_port_noyield(workers: int, duration: float, serve_path: str) -> tuple[int, float]:
+    """``bench_port`` with the yield before a wait off: every port has given up on it
+    from the start and never tries again."""
+    from nursemaid.workers import _port
+
+    saved = _port._YIELD_MISSES, _port._YIELD_PROBE
+    _port._YIELD_MISSES, _port._YIELD_PROBE = 0, sys.maxsize  # type: ignore[misc]
+    try:
+        return bench_port(workers, duration, serve_path)
+    finally:
+        _port._YIELD_MISSES, _port._YIELD_PROBE = saved  # type: ignore[misc]
 
 
 def bench_port_raw(workers: int, duration: float) -> tuple[int, float]:
@@ -254,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trio_serve_2w": lambda d: bench_trio_serve(2, d, serve_path),
             "port_1w": lambda d: bench_port(1, d, serve_path),
             "port_2w": lambda d: bench_port(2, d, serve_path),
+            "port_noyield_1w": lambda d: bench_port_noyield(1, d, serve_path),
+            "port_noyield_2w": lambda d: bench_port_noyield(2, d, serve_path),
             "port_stdlib_1w": lambda d: bench_port(1, d, serve_path, "json"),
             "port_stdlib_2w": lambda d: bench_port(2, d, serve_path, "json"),
             "port_raw_1w": lambda d: bench_port_raw(1, d),
@@ -283,6 +300,7 @@ ROWS = [
     ("trio_echo_1w", "minimal Trio loop, bytes only, echo worker", "raw_1w", ""),
     ("trio_serve_1w", "minimal Trio framed loop + JSON envelope, serve worker", "raw_1w", ""),
     ("port_1w", "Port.request, serve worker", "trio_serve_1w", "≥ 0.90"),
+    ("port_noyield_1w", "Port.request, no yield before a wait", "port_1w", ""),
     ("port_stdlib_1w", "Port.request, stdlib json both sides", "port_1w", ""),
     ("port_raw_1w", "Port.send + receive, raw bytes, echo worker", "trio_echo_1w", ""),
     ("tpar_1c", "trio_parallel.run_sync, 1 caller", "port_1w", ""),
@@ -290,6 +308,7 @@ ROWS = [
     ("trio_echo_2w", "minimal Trio loop, bytes only, 2 tasks", "raw_2w", ""),
     ("trio_serve_2w", "minimal Trio framed loop + JSON, 2 tasks", "raw_2w", ""),
     ("port_2w", "Port.request, 2 serve workers, 2 tasks", "trio_serve_2w", "≥ 0.90"),
+    ("port_noyield_2w", "Port.request, no yield before a wait, 2 tasks", "port_2w", ""),
     ("port_stdlib_2w", "Port.request, stdlib json both sides, 2 tasks", "port_2w", ""),
     ("port_raw_2w", "Port.send + receive, raw bytes, 2 echo workers", "trio_echo_2w", ""),
     ("tpar_2c", "trio_parallel.run_sync, 2 callers", "port_2w", ""),

@@ -73,6 +73,7 @@ import logging
 import os
 import struct
 import subprocess
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -126,8 +127,15 @@ STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
 _READ_SIZE: Final = 65536
+# The yield before a wait (Port._read_after_yield; docs/ports.md, "How a request
+# waits"): give up after this many misses in a row, then probe once every
+# _YIELD_PROBE chances, doubling after each failed probe up to _YIELD_PROBE_MAX.
+# A yield that kept us off the CPU for longer than _YIELD_SLOW_NS handed it to
+# some other process for a time slice: that is a miss even if the reply came.
 _YIELD_MISSES: Final = 3
 _YIELD_PROBE: Final = 64
+_YIELD_PROBE_MAX: Final = 65536
+_YIELD_SLOW_NS: Final = 50_000
 
 _HEADERS: Final = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I")}
 _ID: Final = wire.ID
@@ -141,6 +149,7 @@ _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
 _sched_yield = os.sched_yield
+_ns = time.perf_counter_ns
 
 
 class PortState(enum.Enum):
@@ -182,6 +191,7 @@ class Port:
         "_next_id",
         "_owner",
         "_pack_header",
+        "_probe_every",
         "_process",
         "_reason",
         "_skipped",
@@ -245,6 +255,7 @@ class Port:
         self._next_id = 1
         self._misses = 0  # yields in a row that did not bring the reply
         self._skipped = 0  # chances to yield passed up since the last try
+        self._probe_every = _YIELD_PROBE  # chances between tries, once given up
         # Invariant: ids of requests whose frame was fully written but whose
         # caller stopped waiting (cancelled or timed out). Each is removed when
         # its late reply arrives and is discarded.
@@ -680,29 +691,40 @@ class Port:
             raise
 
     def _read_after_yield(self, fd: int) -> bytes | None:
-        """Before waiting for stdout: give up the CPU once, then read; ``None`` if still nothing.
+        """Before a wait for stdout: give up the CPU once, then read; ``None`` if still nothing.
 
         Our write has just woken the worker. When it shares our CPU (a busy
         machine, or everything pinned to one core) it usually sits runnable
         behind us, and after one ``sched_yield`` its answer is there: reading it
         then is far cheaper than a trip through Trio's epoll wait. When it runs
-        on another CPU the yield returns at once and brings nothing, so after
-        ``_YIELD_MISSES`` such misses in a row the port stops yielding, and tries
-        again once every ``_YIELD_PROBE`` chances, in case that changed.
+        on another CPU the yield brings nothing (a miss), and when another
+        process takes the CPU we gave up, the yield costs that process's whole
+        time slice, and every task of ours waits with it: that is a miss too,
+        whatever the read finds. After ``_YIELD_MISSES`` misses in a row the port
+        stops yielding, and tries again once every ``_probe_every`` chances
+        (doubling after each failed try) in case that changed.
         Read alongside docs/ports.md ("How a request waits").
         """
         if self._misses >= _YIELD_MISSES:
             self._skipped += 1
-            if self._skipped < _YIELD_PROBE:
+            if self._skipped < self._probe_every:
                 return None
             self._skipped = 0
+        start = _ns()
         _sched_yield()
+        slow = _ns() - start > _YIELD_SLOW_NS
+        data: bytes | None
         try:
             data = os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            self._misses += 1
-            return None
-        self._misses = 0
+        except OSError:  # EAGAIN; any other error, the read after the wait reports
+            data = None
+        if data is not None and not slow:
+            self._misses = 0
+            self._probe_every = _YIELD_PROBE
+            return data
+        if self._misses >= _YIELD_MISSES:  # a failed try: wait longer for the next
+            self._probe_every = min(2 * self._probe_every, _YIELD_PROBE_MAX)
+        self._misses = _YIELD_MISSES if slow else self._misses + 1
         return data
 
     async def _fill(self, what: str) -> bool:
