@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nursemaid.testing._plugin import EventCapture as EventCapture
     from nursemaid.testing._plugin import LeakCheck as LeakCheck
     from nursemaid.testing._pool_machine import FAULT_WORKER as FAULT_WORKER
+    from nursemaid.testing._pool_machine import CheckoutAnswer as CheckoutAnswer
     from nursemaid.testing._pool_machine import Handshake as Handshake
     from nursemaid.testing._pool_machine import PoolClient as PoolClient
     from nursemaid.testing._pool_machine import PoolTarget as PoolTarget
@@ -68,6 +69,7 @@ __getattr__, __dir__, __all__ = attach(
         ),
         "nursemaid.testing._pool_machine": (
             "FAULT_WORKER",
+            "CheckoutAnswer",
             "Handshake",
             "PoolClient",
             "PoolTarget",

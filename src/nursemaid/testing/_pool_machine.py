@@ -14,17 +14,29 @@ Rules (what clients and workers do):
     ``checkin_with_error``, ``start_request`` (a holder sends a request, which may
     take long), ``cancel_waiter``, ``cancel_lease`` (mid-request when one is in
     flight), ``crash_worker``, ``script_handshakes`` (scripted target: the next
-    handshakes succeed, fail or hang), ``advance_clock``.
+    handshakes succeed, fail or hang), ``advance_clock``; with
+    ``scripted_checkout=True`` also ``script_checkouts`` (the pool's
+    ``handle_checkout`` keeps the next workers, removes them, returns a value outside
+    its contract, raises, or takes long — past some clients' deadlines, and long
+    enough to be cancelled in) and ``arrive_scripted`` (a client whose own
+    checkouts get such answers first).
 
 Invariants (after every step, on the settled system):
-    * no worker is leased twice, and a held worker is LEASED;
-    * leased + idle + starting <= size;
+    * no worker is leased twice (held, or in a client's ``handle_checkout``), and a
+      held worker is LEASED;
+    * leased + idle + starting <= size, and == size in an open eager pool (every
+      worker lost is replaced);
     * no idle worker while a client without a session waits;
-    * clients without a session are served in arrival order;
+    * clients without a session are served in arrival order (a client whose worker
+      ``handle_checkout`` refused queues again, at the back, as NimblePool does);
+    * no client is served after its checkout timeout (``handle_checkout`` included);
+    * every worker ``handle_checkout`` refused or was cut short on is stopped, never
+      held by a client again, and replaced;
     * every reply reaches the request that asked for it;
     * every state change follows the lifecycle table, in one chain per worker.
 And at the end: every client was served, timed out, or was cancelled (none is left
-waiting), and closing the pool leaves no worker alive.
+waiting), no worker stays leased once every client is done, and closing the pool
+leaves no worker alive.
 
 It lives in ``nursemaid.testing`` rather than under ``tests/`` so that nursemaid's
 own property tests and its users' tests run one implementation.
@@ -34,6 +46,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
+import itertools
 import math
 import os
 import signal
@@ -57,11 +71,12 @@ from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
 from nursemaid.testing._leaks import child_pids
 from nursemaid.testing._public import show_public_module
 from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
-from nursemaid.workers._pool import Pool, open_pool
-from nursemaid.workers._pool_core import SessionMoved
+from nursemaid.workers._pool import CheckoutHook, Keep, Lease, Pool, Remove, open_pool
+from nursemaid.workers._pool_core import LIVE_STATES, PoolPhase, SessionMoved
 
 __all__ = [
     "FAULT_WORKER",
+    "CheckoutAnswer",
     "Handshake",
     "PoolClient",
     "PoolTarget",
@@ -87,6 +102,28 @@ class Handshake(enum.Enum):
     OK = "ok"
     FAIL = "fail"
     HANG = "hang"
+
+    def __repr__(self) -> str:  # valid Python, so a failing example's steps replay
+        return f"Handshake.{self.name}"
+
+
+class CheckoutAnswer(enum.Enum):
+    """How the pool machine's scripted ``handle_checkout`` answers one checkout."""
+
+    KEEP = "keep"
+    """``Keep()``: the client gets the worker."""
+    REMOVE = "remove"
+    """``Remove(reason)``: the worker is replaced and the client queues again."""
+    BAD_VALUE = "bad value"
+    """A value outside the hook's contract: the same as ``REMOVE``, with an error."""
+    RAISE = "raise"
+    """The hook raises: the same as ``REMOVE``, with the exception logged."""
+    SLOW = "slow"
+    """The hook awaits a while, then keeps the worker: it may outlast the client's
+    checkout timeout or be cancelled with its client; then the worker is replaced."""
+
+    def __repr__(self) -> str:
+        return f"CheckoutAnswer.{self.name}"
 
 
 class _ScriptedWorker:
@@ -370,6 +407,11 @@ class PoolClient:
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     commands: Any = None  # trio memory channel (send side) to the holding client
     requesting: bool = False
+    arrival: int = -1  # its place in arrival order; a refused client arrives again
+    in_hook: int | None = None  # the worker its handle_checkout is running on
+    refusals: int = 0  # workers handle_checkout refused it (or was cut short on)
+    #: What ``handle_checkout`` answers this client's checkouts, before the world's script.
+    checkout_answers: list[CheckoutAnswer] = attrs.field(factory=list)
 
     def __repr__(self) -> str:
         return f"client{self.number}"
@@ -388,6 +430,11 @@ class PoolWorld:
         log: every transition and session move the pool published, in order.
         violations: broken rules noticed by subscribers and clients (an invariant
             asserts it stays empty: append to it from your own rules).
+        checkout_answers: the script for coming ``handle_checkout`` calls
+            (:class:`CheckoutAnswer` values, consumed one per call; once empty, your
+            own ``handle_checkout`` answers, or ``Keep()``).
+        removed_at_checkout: ids of workers ``handle_checkout`` refused or was cut
+            short on, in order.
     """
 
     pool: Pool
@@ -400,6 +447,10 @@ class PoolWorld:
     last_state: dict[int, WorkerState] = attrs.field(factory=dict)
     executions: list[str] = attrs.field(factory=list)
     executions_finished: trio.Event = attrs.field(factory=lambda: _set(trio.Event()))
+    checkout_answers: list[CheckoutAnswer] = attrs.field(factory=list)
+    removed_at_checkout: list[int] = attrs.field(factory=list)
+    client_tasks: dict[Any, PoolClient] = attrs.field(factory=dict)
+    arrivals: Any = attrs.field(factory=itertools.count)
 
     def holding(self) -> list[PoolClient]:
         return [c for c in self.clients if c.status is _Status.HOLDING]
@@ -412,6 +463,10 @@ class PoolWorld:
 
     def alive_workers(self) -> list[int]:
         return self.target.alive(self.pool)
+
+    def pool_is_open(self) -> bool:
+        """Whether the pool is serving (opening or open: it has not given up)."""
+        return self.pool._core.phase in (PoolPhase.OPENING, PoolPhase.OPEN)
 
     def record(self, event: Transition | SessionMoved) -> None:
         self.log.append(event)
@@ -433,13 +488,81 @@ def _set(event: trio.Event) -> trio.Event:
     return event
 
 
+_SCRIPTED_REFUSALS: dict[CheckoutAnswer, object] = {
+    CheckoutAnswer.REMOVE: Remove("scripted removal"),
+    CheckoutAnswer.BAD_VALUE: ("error", "scripted value outside the contract"),
+}
+
+
+def _checkout_hook(
+    worlds: list[PoolWorld], slow: float, own: CheckoutHook | None
+) -> Callable[[Lease], Any]:
+    """The machine's ``handle_checkout``: the script's answer, else *own* hook's.
+
+    Whatever answers, it records what the invariants need: which client is inside
+    the hook (on which worker), which workers were refused or cut short, and that a
+    refused client queues again at the back (its new place in arrival order).
+    """
+
+    async def answer(world: PoolWorld, lease: Lease, client: PoolClient | None) -> object:
+        plan = None
+        for script in (client.checkout_answers if client else None, world.checkout_answers):
+            if script:
+                plan = script.pop(0)
+                break
+        if plan is None:
+            result = Keep() if own is None else own(lease)
+            return await result if inspect.isawaitable(result) else result
+        if plan is CheckoutAnswer.SLOW:
+            await trio.sleep(slow)
+        elif plan is CheckoutAnswer.RAISE:
+            raise RuntimeError("scripted handle_checkout failure")
+        return _SCRIPTED_REFUSALS.get(plan, Keep())
+
+    def refused(world: PoolWorld, worker_id: int, client: PoolClient | None) -> None:
+        world.removed_at_checkout.append(worker_id)
+        if client is not None:
+            client.refusals += 1
+            client.arrival = next(world.arrivals)
+
+    async def handle_checkout(lease: Lease) -> object:
+        world = worlds[0]
+        client = world.client_tasks.get(trio.lowlevel.current_task())
+        if client is not None:
+            client.in_hook = lease.worker_id
+        try:
+            result = await answer(world, lease, client)
+        except BaseException:  # raised, cut short by the deadline, or cancelled
+            refused(world, lease.worker_id, client)
+            raise
+        finally:
+            if client is not None:
+                client.in_hook = None
+        if not isinstance(result, Keep):
+            refused(world, lease.worker_id, client)
+        return result
+
+    return handle_checkout
+
+
 async def _client_task(world: PoolWorld, client: PoolClient) -> None:
     pool = world.pool
     send, receive = trio.open_memory_channel[tuple[str, Any]](1)
     client.commands = send
+    world.client_tasks[trio.lowlevel.current_task()] = client
     with client.scope:
         try:
+            # No checkpoint from here to the enqueue: this is the arrival order.
+            client.arrival = next(world.arrivals)
+            began = trio.current_time()
             async with pool.checkout(session=client.session, timeout=client.timeout) as lease:
+                waited = trio.current_time() - began
+                # The real clock (ports) reads a little late after the hand-over.
+                if waited > client.timeout + (0.05 if world.target.ports else 0.0):
+                    world.violations.append(
+                        f"{client!r} was served after {waited:.6g} s, past its checkout "
+                        f"timeout of {client.timeout} s"
+                    )
                 client.worker = lease.worker_id
                 client.served_at = _last_checkout(world, lease.worker_id)
                 client.status = _Status.HOLDING
@@ -497,6 +620,7 @@ def pool_state_machine(
     lazy: bool = False,
     name: str | None = None,
     max_steps: int | None = None,
+    scripted_checkout: bool = False,
     **pool_options: Any,
 ) -> TrioStateMachine[PoolWorld]:
     """Build the pool state machine for one pool configuration.
@@ -517,6 +641,11 @@ def pool_state_machine(
         lazy: the pool's ``lazy`` (default False).
         name: the machine's name (default e.g. ``"lazy pool of 2"``).
         max_steps: steps per example (default 40 in-process, 12 for processes).
+        scripted_checkout: give the pool a scripted ``handle_checkout``, and the
+            machine the ``script_checkouts`` and ``arrive_scripted`` rules that
+            script it (default False: the pool runs without hooks, on its fast
+            path, unless you pass your own ``handle_checkout``, which answers
+            whenever the script is empty).
         **pool_options: more :func:`~nursemaid.open_pool` options; they override the
             machine's defaults (``init_timeout`` 1.0 in-process or 5.0 for
             processes, ``checkout_timeout=5.0``, ``health_interval=30.0``,
@@ -537,16 +666,25 @@ def pool_state_machine(
         "close_grace": 2.0,
     }
     options.update(pool_options)
+    # Real processes run on the real clock: keep the waits short.
+    short, long = (0.01, 0.2) if ports else (0.1, 2.0)
+    forever = 3.0 if ports else 50.0
+    poll = 0.05 if ports else 1.0  # the teardown's pace while it waits for clients
+    own_hook = options.pop("handle_checkout", None)
+    hooked = scripted_checkout or own_hook is not None
 
     @asynccontextmanager
     async def setup(harness: Harness) -> AsyncIterator[PoolWorld]:
         backend: PoolTarget = target()
         children = child_pids() if ports else frozenset[int]()
         log: list[Transition | SessionMoved] = []
+        worlds: list[PoolWorld] = []  # the hook's way to the world made below
+        hook = {"handle_checkout": _checkout_hook(worlds, long, own_hook)} if hooked else {}
         async with open_pool(
-            backend.worker, size=size, lazy=lazy, subscribers=[log.append], **options
+            backend.worker, size=size, lazy=lazy, subscribers=[log.append], **options, **hook
         ) as pool:
             world = PoolWorld(pool, backend, size, harness)
+            worlds.append(world)
             for event in log:
                 world.record(event)
             pool.subscribe(world.record)
@@ -556,14 +694,13 @@ def pool_state_machine(
     kind = "lazy" if lazy else "eager"
     machine: TrioStateMachine[PoolWorld] = TrioStateMachine(
         setup,
-        name=name or f"{kind} pool of {size}" + (" processes" if ports else ""),
+        name=name
+        or f"{kind} pool of {size}"
+        + (" processes" if ports else "")
+        + (" with a scripted checkout hook" if scripted_checkout else ""),
         max_steps=max_steps if max_steps is not None else (12 if ports else 40),
         clock=None if ports else autojump_clock,
     )
-    # Real processes run on the real clock: keep the waits short.
-    short, long = (0.01, 0.2) if ports else (0.1, 2.0)
-    forever = 3.0 if ports else 50.0
-    poll = 0.05 if ports else 1.0  # the teardown's pace while it waits for clients
 
     @machine.rule(
         checkout_timeout=st.sampled_from([0.5, 3.0, math.inf]),
@@ -573,6 +710,26 @@ def pool_state_machine(
         client = PoolClient(len(world.clients), checkout_timeout, session)
         world.clients.append(client)
         world.harness.start_soon(_client_task, world, client)
+
+    if scripted_checkout:
+        # Arrivals whose own checkouts are scripted: races in the hook (a deadline
+        # or cancellation striking inside it, refusals re-queueing the client) need
+        # one step instead of two, so a CI run's few examples reach them.
+        @machine.rule(
+            checkout_timeout=st.sampled_from([0.5, 3.0, math.inf]),
+            session=st.sampled_from([None, None, "s1", "s2"]),
+            answers=st.lists(st.sampled_from(CheckoutAnswer), min_size=1, max_size=2),
+        )
+        async def arrive_scripted(
+            world: PoolWorld,
+            checkout_timeout: float,
+            session: Hashable | None,
+            answers: list[CheckoutAnswer],
+        ) -> None:
+            client = PoolClient(len(world.clients), checkout_timeout, session)
+            client.checkout_answers.extend(answers)
+            world.clients.append(client)
+            world.harness.start_soon(_client_task, world, client)
 
     @machine.rule(
         seconds=st.sampled_from([short, long, forever]),
@@ -645,6 +802,12 @@ def pool_state_machine(
         async def script_handshakes(world: PoolWorld, plan: list[Handshake]) -> None:
             world.target.script(plan)
 
+    if scripted_checkout:
+
+        @machine.rule(plan=st.lists(st.sampled_from(CheckoutAnswer), min_size=1, max_size=3))
+        async def script_checkouts(world: PoolWorld, plan: list[CheckoutAnswer]) -> None:
+            world.checkout_answers.extend(plan)
+
     pauses = [0.001, 0.05, 0.3] if ports else [0.005, 0.3, 1.5, 6.0, 40.0]
 
     @machine.rule(seconds=st.sampled_from(pauses))
@@ -654,6 +817,7 @@ def pool_state_machine(
     @machine.invariant
     def no_worker_leased_twice(world: PoolWorld) -> None:
         held = [c.worker for c in world.holding()]
+        held += [c.in_hook for c in world.waiting() if c.in_hook is not None]
         assert len(held) == len(set(held)), f"a worker is held twice: {held}"
 
     @machine.invariant
@@ -669,17 +833,38 @@ def pool_state_machine(
         assert stats.leased + stats.idle + stats.starting <= world.size, stats
 
     @machine.invariant
+    def an_open_eager_pool_replaces_every_worker_it_loses(world: PoolWorld) -> None:
+        if not lazy and world.pool_is_open():
+            stats = world.pool.statistics()
+            assert stats.leased + stats.idle + stats.starting == world.size, stats
+
+    @machine.invariant
     def no_idle_worker_while_a_client_waits_for_any(world: PoolWorld) -> None:
         stats = world.pool.statistics()
         if stats.idle:
-            free = [c for c in world.waiting() if c.session is None]
+            free = [c for c in world.waiting() if c.session is None and c.in_hook is None]
             assert not free, f"{free} wait while {stats.idle} worker(s) idle"
 
     @machine.invariant
     def served_in_arrival_order(world: PoolWorld) -> None:
         served = [c for c in world.clients if c.served_at is not None and c.session is None]
-        order = [c.number for c in sorted(served, key=lambda c: c.served_at or 0)]
-        assert order == sorted(order), f"served out of arrival order: {order}"
+        served.sort(key=lambda c: c.served_at or 0)
+        arrivals = [c.arrival for c in served]
+        assert arrivals == sorted(arrivals), f"served {served} in arrival order {arrivals}"
+
+    @machine.invariant
+    def workers_refused_at_checkout_are_stopped_never_held_again_and_replaced(
+        world: PoolWorld,
+    ) -> None:
+        removed = world.removed_at_checkout
+        for worker_id in removed:
+            state = world.last_state.get(worker_id)
+            assert state not in LIVE_STATES, f"worker {worker_id} refused at checkout is {state}"
+        held = {c.worker for c in world.holding()}
+        assert not held & set(removed), f"a worker refused at checkout is held: {held}"
+        if world.pool_is_open():
+            restarts = world.pool.statistics().restarts
+            assert restarts >= len(removed), f"{removed} removed, {restarts} replaced"
 
     @machine.invariant
     def replies_reach_their_requests_and_transitions_follow_the_table(world: PoolWorld) -> None:
@@ -688,6 +873,7 @@ def pool_state_machine(
     @machine.teardown
     async def every_client_is_served_or_gives_up(world: PoolWorld) -> None:
         world.target.forget_script()
+        world.checkout_answers.clear()
         for client in world.holding():
             if client.requesting:
                 client.scope.cancel()
@@ -703,6 +889,14 @@ def pool_state_machine(
         with trio.fail_after(1_000):
             await world.executions_finished.wait()
         assert all(c.outcome for c in world.clients)
+        # Nobody holds a worker now; only a health check (bounded by init_timeout)
+        # may lease one for a moment. A worker leased for longer has leaked.
+        for _ in range(math.ceil(2 * options["init_timeout"] / poll) + 4):
+            if not world.pool.statistics().leased:
+                break
+            await trio.sleep(poll)
+        leaked = [w for w in world.pool.statistics().workers if w.state is WorkerState.LEASED]
+        assert not leaked, f"leased with every client done: {leaked}"
 
     return machine
 
