@@ -946,6 +946,265 @@ async def test_a_checkin_hook_that_hangs_or_raises_removes_the_worker(
     assert "handle_checkin raised RuntimeError: hook bug" in causes[1]
 
 
+# ---- handle_checkin talks to its worker through the lease ---------------------------
+
+
+def _notebook() -> tuple[Fleet, list[object]]:
+    """A pool of one worker that keeps notes across leases unless it is reset."""
+    notes: list[object] = []
+    fleet = Fleet(
+        {"note": notes.append, "notes": lambda _: list(notes), "reset": lambda _: notes.clear()}
+    )
+    return fleet, notes
+
+
+@pytest.mark.parametrize("call", ["checkout", "execute"])
+async def test_a_checkin_hook_resets_its_worker_through_the_lease_and_the_worker_stays(
+    autojump_clock: object, call: str
+) -> None:
+    from nursemaid import UsageError
+
+    fleet, notes = _notebook()
+    leases: list[Lease] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        leases.append(lease)
+        await lease.request("reset")
+        return Keep()
+
+    async with open_pool(fleet.factory, size=1, handle_checkin=handle_checkin) as pool:
+        if call == "checkout":
+            async with pool.checkout() as lease:
+                await lease.request("note", "secret")
+                assert notes == ["secret"]
+        else:
+            await pool.execute("note", "secret", timeout=5.0)
+        assert notes == []  # cleared before the lease ended
+        async with pool.checkout() as lease:
+            assert lease.worker_id == 0
+            assert await lease.request("notes") == []
+        stats = pool.statistics()
+        assert (stats.restarts, stats.idle, stats.leased) == (0, 1, 0)
+        with pytest.raises(UsageError, match="lease of worker 0 has ended"):
+            await leases[0].request("notes")
+
+
+async def test_a_client_queued_while_the_checkin_hook_resets_the_worker_gets_it_only_after(
+    autojump_clock: object,
+) -> None:
+    notes: list[object] = []
+
+    async def reset(_: object) -> None:
+        await trio.sleep(1.0)
+        notes.clear()
+
+    fleet = Fleet({"note": notes.append, "notes": lambda _: list(notes), "reset": reset})
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        await lease.request("reset")
+        return Keep()
+
+    seen: list[object] = []
+    async with open_pool(
+        fleet.factory, size=1, handle_checkin=handle_checkin, subscribers=[seen.append]
+    ) as pool:
+
+        async def first() -> None:
+            async with pool.checkout() as lease:
+                await lease.request("note", "secret")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()
+            # first's block is over; its hook is resetting the worker.
+            assert [w.state for w in pool.statistics().workers] == [WorkerState.RETURNING]
+            start = trio.current_time()
+            async with pool.checkout() as lease:
+                assert trio.current_time() - start == pytest.approx(1.0)
+                assert lease.worker_id == 0
+                assert await lease.request("notes") == []
+    moves = [t.to_state for t in seen if isinstance(t, Transition) and t.worker_id == 0]
+    assert moves[moves.index(WorkerState.LEASED) :][:6] == [
+        WorkerState.LEASED,
+        WorkerState.RETURNING,
+        WorkerState.IDLE,
+        WorkerState.LEASED,
+        WorkerState.RETURNING,
+        WorkerState.IDLE,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ending", "cause"),
+    [
+        ("hangs in its request", "handle_checkin did not return within 1.0 s"),
+        ("swallows a lease.request timeout", "handle_checkin ended with a request in flight"),
+        (
+            "swallows a lease.port.request timeout",
+            "handle_checkin ended with 1 abandoned request(s) still unanswered",
+        ),
+        ("raises after cutting its request short", "handle_checkin raised RuntimeError: gave up"),
+        (
+            "is interrupted after cutting its request short",
+            "handle_checkin was interrupted (KeyboardInterrupt)",
+        ),
+    ],
+)
+async def test_a_request_the_checkin_hook_leaves_unfinished_removes_the_worker(
+    autojump_clock: object, ending: str, cause: str
+) -> None:
+    started: list[object] = []
+
+    async def hold(seconds: float) -> str:
+        started.append(seconds)
+        await trio.sleep(seconds)
+        return "held"
+
+    fleet = Fleet({"hold": hold})
+    armed = [True]
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        if not armed:
+            return Keep()
+        armed.pop()
+        if ending == "hangs in its request":
+            await lease.request("hold", 60)
+        elif ending == "swallows a lease.request timeout":
+            with trio.move_on_after(0.5):
+                await lease.request("hold", 60)
+        elif ending == "swallows a lease.port.request timeout":
+            with contextlib.suppress(RequestTimeout):
+                await lease.port.request("hold", 60, timeout=0.5)
+        elif ending == "raises after cutting its request short":
+            with trio.move_on_after(0.5):
+                await lease.request("hold", 60)
+            raise RuntimeError("gave up")
+        else:
+            with trio.move_on_after(0.5):
+                await lease.request("hold", 60)
+            raise KeyboardInterrupt
+        return Keep()
+
+    seen: list[object] = []
+    async with open_pool(
+        fleet.factory,
+        size=1,
+        init_timeout=1.0,
+        handle_checkin=handle_checkin,
+        subscribers=[seen.append],
+    ) as pool:
+        with contextlib.suppress(KeyboardInterrupt):
+            async with pool.checkout():
+                pass
+        assert started == [60]  # the hook's request reached the worker
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 1, 1)
+        async with pool.checkout() as lease:
+            assert lease.worker_id == 1
+    assert cause in _stop_causes(seen)[0]
+
+
+async def test_a_remote_error_the_checkin_hook_catches_leaves_the_worker_in_the_pool(
+    autojump_clock: object,
+) -> None:
+    caught: list[str] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        try:
+            await lease.request("boom")
+        except RemoteError as exc:
+            caught.append(exc.type)
+        return Keep()
+
+    async with open_pool(Fleet().factory, size=1, handle_checkin=handle_checkin) as pool:
+        assert await pool.execute("echo", 1) == 1
+        async with pool.checkout() as lease:
+            assert lease.worker_id == 0
+        assert pool.statistics().restarts == 0
+    assert caught == ["ZeroDivisionError", "ZeroDivisionError"]
+
+
+async def test_a_remote_error_escaping_the_checkin_hook_removes_the_worker_and_is_logged(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        await lease.request("boom")
+        return Keep()  # pragma: no cover
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkin=handle_checkin, subscribers=[seen.append]
+    ) as pool:
+        assert await pool.execute("echo", 1) == 1  # the client's own result is unaffected
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().restarts == 1
+    assert "handle_checkin raised RemoteError" in _stop_causes(seen)[0]
+    assert "handle_checkin raised; the worker is removed" in caplog.text
+
+
+async def test_a_worker_crashing_under_the_checkin_hooks_request_is_replaced_once(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet({"die": lambda _: fleet.workers[0].crash(3, "reset failed\n")})
+    hook_saw: list[str] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        if lease.worker_id == 0:
+            try:
+                await lease.request("die")
+            except WorkerCrashed as exc:
+                hook_saw.append(f"{type(exc).__name__} {exc.returncode}")
+        return Keep()  # even so, a dead worker is never kept
+
+    seen: list[object] = []
+    async with open_pool(
+        fleet.factory, size=1, handle_checkin=handle_checkin, subscribers=[seen.append]
+    ) as pool:
+        assert await pool.execute("echo", 1) == 1
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 1, 1)
+        async with pool.checkout() as lease:
+            assert lease.worker_id == 1
+    assert hook_saw == ["WorkerCrashed 3"]
+    # Whichever task Trio runs first, the worker's own (FAILED: it died) or the
+    # client's (STOPPING: the hook's request never finished), it ends once.
+    moves = [t.to_state for t in seen if isinstance(t, Transition) and t.worker_id == 0]
+    after = moves[moves.index(WorkerState.RETURNING) + 1 :]
+    assert after in ([WorkerState.FAILED], [WorkerState.STOPPING, WorkerState.STOPPED])
+
+
+async def test_a_pool_closing_while_the_checkin_hook_uses_the_worker_waits_up_to_the_grace(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    hook_saw: list[str] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        try:
+            await lease.request("sleep", 100)
+        except PortClosed as exc:
+            hook_saw.append(type(exc).__name__)
+        return Keep()
+
+    async with trio.open_nursery() as nursery:
+        async with open_pool(
+            fleet.factory, size=1, init_timeout=10.0, close_grace=3.0, handle_checkin=handle_checkin
+        ) as pool:
+
+            async def client() -> None:
+                async with pool.checkout():
+                    pass
+
+            nursery.start_soon(client)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+        assert trio.current_time() - start == pytest.approx(3.0)
+    assert hook_saw == ["PortClosed"]
+    assert all(w.returncode is not None for w in fleet.workers)
+
+
 async def test_a_factory_that_cannot_spawn_fails_the_start_with_its_error(
     autojump_clock: object,
 ) -> None:

@@ -12,11 +12,20 @@ import pytest
 import trio
 import trio.testing
 
-from nursemaid import CheckoutTimeout, RemoteError, RequestTimeout, StartError, WorkerCrashed
+from nursemaid import (
+    CheckoutTimeout,
+    RemoteError,
+    RequestTimeout,
+    StartError,
+    UsageError,
+    WorkerCrashed,
+)
 from nursemaid.protocol._envelope import CommandEnvelope
 from nursemaid.testing._leaks import child_pids, open_fds
 from nursemaid.workers._lifecycle import Transition, WorkerState
-from nursemaid.workers._pool import Pool, open_pool
+from nursemaid.workers._pool import Keep, Lease, Pool, open_pool
+
+CALC = [sys.executable, str(Path(__file__).parent / "workers" / "calc_worker.py")]
 
 SERVE_WORKER = textwrap.dedent(
     """
@@ -110,6 +119,37 @@ async def test_port_ownership_moves_to_the_client_and_back(serve_worker: list[st
             port = lease.port
         assert port.owner is not me
         assert port.owner is not None
+
+
+@pytest.mark.parametrize("via", ["lease.request", "lease.port.request"])
+async def test_a_checkin_hook_resets_a_real_worker_so_the_next_client_starts_clean(
+    via: str,
+) -> None:
+    me = trio.lowlevel.current_task()
+    owners: list[object] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        owners.append(lease.port.owner)  # still the client's: the lease has not ended
+        if via == "lease.request":
+            await lease.request("reset")
+        else:
+            await lease.port.request("reset")
+        return Keep()
+
+    async with open_pool(CALC, size=1, handle_checkin=handle_checkin) as pool:
+        async with pool.checkout() as lease:
+            pid = lease.port.pid
+            await lease.request("note", "secret")
+            assert await lease.request("notes") == ["secret"]
+        assert lease.port.owner is not me  # home again once the hook returned
+        with pytest.raises(UsageError, match="lease of worker 0 has ended"):
+            await lease.request("notes")
+        await pool.execute("note", "another secret")
+        async with pool.checkout() as lease:
+            assert lease.port.pid == pid  # the same worker, kept
+            assert await lease.request("notes") == []
+        assert pool.statistics().restarts == 0
+    assert owners == [me, me, me]
 
 
 async def test_existing_program_with_its_own_envelope_is_pooled_unchanged(

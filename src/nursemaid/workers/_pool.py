@@ -349,11 +349,13 @@ class Lease:
     """Exclusive use of one worker, from :meth:`Pool.checkout`.
 
     ``lease.port`` (the same object as ``lease.worker``) is owned by the task that
-    checked it out, until the ``async with`` block ends. A request cut short —
-    cancelled or timed out, whether sent with :meth:`request` or with
-    ``lease.port.request`` — leaves the worker busy with work nobody waits for, so
-    a lease that ends after one (and before its late reply was read) removes the
-    worker instead of handing it to the next client.
+    checked it out, until the ``async with`` block ends and the pool's
+    ``handle_checkin`` (if any) has returned: both hooks may use the lease. A
+    request cut short — cancelled or timed out, whether sent with :meth:`request`
+    or with ``lease.port.request``, by the block or by a hook — leaves the worker
+    busy with work nobody waits for, so a lease that ends after one (and before
+    its late reply was read) removes the worker instead of handing it to the next
+    client.
 
     Attributes:
         worker_id: the worker's id in its pool.
@@ -1076,34 +1078,35 @@ class Pool:
         )
 
     async def _release(self, lease: Lease, exc: BaseException | None) -> None:
+        """End *lease*: run ``handle_checkin`` (if any), then keep or remove the worker.
+
+        Invariant: the hook runs inside the lease, as ``handle_checkout`` does — the
+        lease still valid, the port still owned by this (the client's) task — and
+        the lease ends after it, whatever ends the hook: the lease is unusable, the
+        port goes home, the worker leaves ``RETURNING``. A request the hook left
+        unfinished removes the worker, as the client's own does.
+        """
         slot = lease._slot
         if slot is None:
             return
-        lease._slot = None
         remove: str | None = None
-        if lease._in_flight:
-            remove = f"its lease ended with a request in flight ({_describe(exc)})"
-        elif getattr(slot.resource, "abandoned_requests", 0):
-            # A request made through lease.port was cancelled or timed out: the
-            # worker is still busy with it, and its late reply is still to come.
-            remove = (
-                f"its lease ended with {slot.resource.abandoned_requests} abandoned "
-                f"request(s) still unanswered ({_describe(exc)})"
-            )
+        if lease._in_flight or getattr(slot.resource, "abandoned_requests", 0):
+            remove = _unfinished(lease, slot, "its lease", f" ({_describe(exc)})")
         elif exc is not None and not isinstance(exc, RemoteError | trio.Cancelled):
             remove = f"its lease ended with {_describe(exc)}"
         if self._handle_checkin is None:
+            lease._slot = None
             self._checkin(slot, remove)
             return
         core = self._core
         if not core.begin_checkin(slot, _current_time()):
+            lease._slot = None
             self._after_checkin()
             return  # it crashed or was stopped while leased
-        _hand(slot, slot.home)
         # Bounded, and shielded so that it also runs for a cancelled client: Trio's
         # rule for clean-up. The client waits at most init_timeout here; a pool that
         # closes meanwhile waits for it as for any lease, up to its close grace.
-        # Invariant: the worker leaves RETURNING whatever ends the hook.
+        # RETURNING keeps the worker from every other client while the hook uses it.
         try:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(self._init_timeout) as scope:
@@ -1113,15 +1116,29 @@ class Pool:
                 if scope.cancelled_caught:
                     verdict = f"handle_checkin did not return within {self._init_timeout} s"
         except BaseException as interrupt:  # poison-and-re-raise (KeyboardInterrupt, ...)
-            core.finish_checkin(
+            self._end_hooked_lease(
+                lease,
                 slot,
                 f"handle_checkin was interrupted ({type(interrupt).__name__}); "
                 "the worker's state is unknown",
-                _current_time(),
             )
-            self._after_checkin()
             raise
-        core.finish_checkin(slot, remove if remove is not None else verdict, _current_time())
+        # The block's verdict first (a hook cannot clean a worker the client left
+        # dirty: an in-process worker's abandoned requests never go down), then the
+        # hook's answer, then what the hook itself left unfinished on the worker.
+        if remove is None:
+            remove = verdict
+        if remove is None:
+            remove = _unfinished(lease, slot, "handle_checkin", "")
+        self._end_hooked_lease(lease, slot, remove)
+
+    def _end_hooked_lease(self, lease: Lease, slot: WorkerSlot, remove: str | None) -> None:
+        """After ``handle_checkin``: end the lease, send the port home, decide."""
+        lease._slot = None
+        # Home before the decision: keeping the worker may hand it to a waiter at
+        # once, and that hand-off must be the last word on who owns the port.
+        _hand(slot, slot.home)
+        self._core.finish_checkin(slot, remove, _current_time())
         self._after_checkin()
 
     def _checkin(
@@ -1197,6 +1214,18 @@ def _hand(slot: WorkerSlot, task: Any) -> None:
     handoff = slot.handoff
     if handoff is not None:
         handoff(task)
+
+
+def _unfinished(lease: Lease, slot: WorkerSlot, who: str, suffix: str) -> str | None:
+    """Why the worker must go because a request on it was left unfinished, or None."""
+    if lease._in_flight:
+        return f"{who} ended with a request in flight{suffix}"
+    abandoned = getattr(slot.resource, "abandoned_requests", 0)
+    if abandoned:
+        # A request made through lease.port was cancelled or timed out: the
+        # worker is still busy with it, and its late reply is still to come.
+        return f"{who} ended with {abandoned} abandoned request(s) still unanswered{suffix}"
+    return None
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -1298,9 +1327,13 @@ async def open_pool(
             another. A hook still running at the deadline is cancelled, its worker
             replaced, and the client gets :class:`~nursemaid.CheckoutTimeout`.
         handle_checkin: ``(lease, exception_or_None) -> Keep() | Remove(reason)``
-            (may be async), run when a lease ends, shielded, within
-            ``init_timeout``. Any other return value (or an exception) removes the
-            worker with an ``Expected:`` / ``Got:`` message; the pool carries on.
+            (may be async), run in the client's task when its block ends (or
+            ``execute``'s request is done), shielded, within ``init_timeout``. The
+            lease lasts until it returns, so it may use ``lease.request`` and
+            ``lease.port`` (say, to reset the worker); a request it leaves
+            unfinished removes the worker. Any other return value (or an
+            exception) removes the worker with an ``Expected:`` / ``Got:``
+            message; the pool carries on.
         subscribers: callables subscribed (as with :meth:`Pool.subscribe`) before
             the first worker starts, so they see every transition.
         close_grace: seconds closing waits for leases before stopping them

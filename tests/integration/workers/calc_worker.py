@@ -59,6 +59,23 @@ def pid(args: object) -> int:
     return os.getpid()
 
 
+# State that outlives a request: what a pool's handle_checkin must clear between
+# clients (with "reset").
+_notes: list[object] = []
+
+
+def note(args: object) -> None:
+    _notes.append(args)
+
+
+def notes(args: object) -> list[object]:
+    return list(_notes)
+
+
+def reset(args: object) -> None:
+    _notes.clear()
+
+
 if __name__ == "__main__":
     options = {}
     if "--max-frame" in sys.argv:
@@ -75,6 +92,9 @@ if __name__ == "__main__":
             "stderr": stderr,
             "crash": crash,
             "pid": pid,
+            "note": note,
+            "notes": notes,
+            "reset": reset,
         },
         **options,
     )
