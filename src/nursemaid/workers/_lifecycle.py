@@ -19,9 +19,10 @@ Theory of operation:
     A worker is born ``STARTING`` (its process, or in-process resource, is being
     created). Once it exists the pool sends the envelope's ping (``HANDSHAKING``);
     only a worker that answered within ``init_timeout`` becomes ``IDLE`` and can be
-    handed out. A checkout makes it ``LEASED``; the end of the lease makes it
-    ``RETURNING`` while the checkin decision (and the user's ``handle_checkin``
-    hook) runs, and that decision either puts it back to ``IDLE`` or stops it.
+    handed out. A checkout makes it ``LEASED``; the end of the client's block makes
+    it ``RETURNING`` while the checkin decision runs (with the user's
+    ``handle_checkin`` hook, which may still use the lease to talk to the worker),
+    and that decision either puts it back to ``IDLE`` or stops it.
     ``STOPPING`` means the pool asked it to exit and its close sequence (close
     stdin, grace, SIGTERM, grace, SIGKILL, reap) is running *in the worker's own
     task*, off every client's path; ``STOPPED`` means it was reaped. ``FAILED``
@@ -69,7 +70,8 @@ class WorkerState(enum.Enum):
     LEASED = "leased"
     """Checked out: exactly one client task holds it (and owns its port)."""
     RETURNING = "returning"
-    """The lease ended; the checkin decision (and ``handle_checkin``) is running."""
+    """The client's block ended; the checkin decision (and ``handle_checkin``, which
+    may still use the lease) is running. No other client can take it."""
     STOPPING = "stopping"
     """The pool asked it to exit; its close sequence runs in its own task."""
     STOPPED = "stopped"
