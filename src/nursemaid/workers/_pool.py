@@ -630,7 +630,8 @@ class Pool:
                 as it takes).
 
         Raises:
-            CheckoutTimeout: no worker became free in time.
+            CheckoutTimeout: no worker became free in time, or ``handle_checkout``
+                was still running at the deadline (its worker is replaced).
             RequestTimeout: the worker did not answer in the time left (it is
                 removed and replaced).
             RemoteError: the worker's handler raised (the worker stays).
