@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,16 +42,6 @@ BOUND = 20  # seconds: a generous fail_after for anything that waits on a real p
 
 def raw(mode: str, *extra: str) -> list[str]:
     return [sys.executable, str(WORKERS / "raw_worker.py"), mode, *extra]
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A FIFO the calc worker's ``wait`` op blocks on, and our end to release it."""
-    path = tmp_path / "release"
-    os.mkfifo(path)
-    fd = os.open(path, os.O_RDWR)  # on Linux this never blocks, and keeps a writer present
-    yield str(path), fd
-    os.close(fd)
 
 
 async def cancel_when_blocked(scope: trio.CancelScope) -> None:

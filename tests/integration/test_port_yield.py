@@ -19,7 +19,7 @@ import select
 import signal
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,16 +56,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(_port, "_ns", fake)
     return fake
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A FIFO the calc worker's ``wait`` op blocks on, and our end to release it."""
-    path = tmp_path / "release"
-    os.mkfifo(path)
-    fd = os.open(path, os.O_RDWR)  # on Linux this never blocks, and keeps a writer present
-    yield str(path), fd
-    os.close(fd)
 
 
 def wait_readable(port: Port) -> None:
