@@ -406,9 +406,11 @@ def _stop_causes(seen: list[object]) -> list[str]:
 
 
 @pytest.mark.parametrize("call", ["checkout", "execute"])
-async def test_a_checkout_hook_that_hangs_ends_in_checkout_timeout_at_the_deadline(
+async def test_a_checkout_hook_that_hangs_ends_in_checkout_timeout_and_keeps_its_idle_worker(
     autojump_clock: object, call: str
 ) -> None:
+    # Cut short with nothing unfinished on the worker: the worker is fine, and a
+    # pool that killed it would, under load, kill a healthy worker per late client.
     async def handle_checkout(lease: Lease) -> Keep:
         await trio.sleep_forever()
 
@@ -432,13 +434,57 @@ async def test_a_checkout_hook_that_hangs_ends_in_checkout_timeout_at_the_deadli
             await check_out()
         assert trio.current_time() - start == pytest.approx(1.0)
         assert "the hook held worker 0 for 1 s of the checkout's 1.0 s" in str(info.value)
+        assert "had nothing unfinished and stays in the pool" in str(info.value)
         await trio.testing.wait_all_tasks_blocked()
         stats = pool.statistics()
-        assert (stats.leased, stats.restarts, stats.idle) == (0, 1, 1)  # replaced
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 0, 1)  # kept
+        assert [w.id for w in stats.workers] == [0]
+        assert _stop_causes(seen) == []
+
+
+async def test_a_checkout_hook_cut_short_in_the_middle_of_a_request_replaces_the_worker(
+    autojump_clock: object,
+) -> None:
+    async def handle_checkout(lease: Lease) -> Keep:
+        await lease.request("sleep", 60)  # still running on the worker at the deadline
+        return Keep()  # pragma: no cover
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkout=handle_checkout, subscribers=[seen.append]
+    ) as pool:
+        with trio.fail_after(60), pytest.raises(CheckoutTimeout) as info:
+            await pool.execute("echo", 1, timeout=1.0)
+        assert "removed and replaced, as it was still busy with a request" in str(info.value)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts) == (0, 1)
         assert [w.id for w in stats.workers] == [1]
-    assert (
-        "handle_checkout was cut short by the checkout's deadline (1.0 s)"
-        in (_stop_causes(seen)[0])
+    assert _stop_causes(seen)[0] == (
+        "handle_checkout ended with a request in flight, cut short by the checkout's "
+        "deadline (1.0 s)"
+    )
+
+
+async def test_a_checkout_hook_that_keeps_a_worker_it_left_busy_refuses_it_in_effect(
+    autojump_clock: object,
+) -> None:
+    async def handle_checkout(lease: Lease) -> Keep:
+        if lease.worker_id == 0:
+            with trio.move_on_after(0.1):
+                await lease.request("sleep", 60)  # abandoned: the worker is still on it
+        return Keep()
+
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory, size=1, handle_checkout=handle_checkout, subscribers=[seen.append]
+    ) as pool:
+        with trio.fail_after(60):
+            async with pool.checkout(timeout=5.0) as lease:
+                assert lease.worker_id == 1  # not the busy one
+                assert await lease.request("echo", 2) == 2
+    assert _stop_causes(seen)[0].startswith(
+        "handle_checkout returned Keep() but ended with a request in flight"
     )
 
 
@@ -474,7 +520,7 @@ async def test_checkout_hooks_cut_short_by_the_deadline_do_not_count_against_the
     async def handle_checkout(lease: Lease) -> Keep:
         if hangs:
             hangs.pop()
-            await trio.sleep_forever()
+            await lease.request("sleep", 60)  # cut short mid-request: the worker is removed
         return Keep()
 
     async with open_pool(
@@ -488,14 +534,18 @@ async def test_checkout_hooks_cut_short_by_the_deadline_do_not_count_against_the
         assert pool.statistics().restarts == 3
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "mid-request"])
 async def test_a_client_cancelled_inside_its_checkout_hook_never_leaks_the_worker(
-    autojump_clock: object,
+    autojump_clock: object, busy: bool
 ) -> None:
+    # The worker stays if the hook left nothing on it, and is replaced if it did.
     entered = trio.Event()
 
     async def handle_checkout(lease: Lease) -> Keep:
         if not entered.is_set():
             entered.set()
+            if busy:
+                await lease.request("sleep", 60)
             await trio.sleep_forever()
         return Keep()
 
@@ -513,11 +563,12 @@ async def test_a_client_cancelled_inside_its_checkout_hook_never_leaks_the_worke
             nursery.cancel_scope.cancel()
         await trio.testing.wait_all_tasks_blocked()
         stats = pool.statistics()
-        assert (stats.leased, stats.restarts) == (0, 1)
-        with trio.fail_after(1):  # the replacement serves the next client
+        assert (stats.leased, stats.restarts) == (0, 1 if busy else 0)
+        with trio.fail_after(1):  # the next client is served (by the replacement, if any)
             async with pool.checkout() as lease:
-                assert lease.worker_id == 1
-    assert "handle_checkout was interrupted (Cancelled)" in _stop_causes(seen)[0]
+                assert lease.worker_id == (1 if busy else 0)
+        expected = ["handle_checkout (cancelled) ended with a request in flight"] if busy else []
+        assert _stop_causes(seen) == expected
 
 
 async def test_a_checkin_hook_interrupted_by_keyboard_interrupt_never_strands_the_worker(
@@ -1384,3 +1435,19 @@ async def test_execute_runs_at_most_fourteen_python_functions(
         calls = await _python_calls(lambda: pool.execute("echo", 1, timeout=timeout))
         assert calls.count("_Instant.request") == 1
         assert len(calls) <= (14 if timeout is None else 15), calls
+
+
+async def test_a_block_cancelled_while_it_runs_a_nursery_keeps_its_worker(
+    autojump_clock: object,
+) -> None:
+    # The block ends with an ExceptionGroup of Cancelled, not a bare Cancelled:
+    # still the client's cancellation, not the worker's failure.
+    async with open_pool(Fleet().factory, size=1) as pool:
+        with trio.move_on_after(1.0):
+            async with pool.checkout() as lease, trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep_forever)
+                await trio.sleep_forever()
+        stats = pool.statistics()
+        assert (stats.leased, stats.restarts, stats.idle) == (0, 0, 1)
+        async with pool.checkout() as again:
+            assert again.worker_id == lease.worker_id == 0

@@ -30,8 +30,10 @@ Invariants (after every step, on the settled system):
     * clients without a session are served in arrival order (a client whose worker
       ``handle_checkout`` refused queues again, at the back, as NimblePool does);
     * no client is served after its checkout timeout (``handle_checkout`` included);
-    * every worker ``handle_checkout`` refused or was cut short on is stopped, never
-      held by a client again, and replaced;
+    * every worker ``handle_checkout`` refused, raised on, or was cut short on in
+      the middle of a request is stopped, never held by a client again, and
+      replaced (a hook cut short with nothing unfinished leaves its worker in the
+      pool);
     * every reply reaches the request that asked for it;
     * every state change follows the lifecycle table, in one chain per worker.
 And at the end: every client was served, timed out, or was cancelled (none is left
@@ -71,7 +73,7 @@ from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
 from nursemaid.testing._leaks import child_pids
 from nursemaid.testing._public import show_public_module
 from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
-from nursemaid.workers._pool import CheckoutHook, Keep, Lease, Pool, Remove, open_pool
+from nursemaid.workers._pool import CheckoutHook, Keep, Lease, Pool, Remove, _unfinished, open_pool
 from nursemaid.workers._pool_core import LIVE_STATES, PoolPhase, SessionMoved
 
 __all__ = [
@@ -409,7 +411,7 @@ class PoolClient:
     requesting: bool = False
     arrival: int = -1  # its place in arrival order; a refused client arrives again
     in_hook: int | None = None  # the worker its handle_checkout is running on
-    refusals: int = 0  # workers handle_checkout refused it (or was cut short on)
+    refusals: int = 0  # workers handle_checkout refused it (or was cut short on mid-request)
     #: What ``handle_checkout`` answers this client's checkouts, before the world's script.
     checkout_answers: list[CheckoutAnswer] = attrs.field(factory=list)
 
@@ -532,7 +534,14 @@ def _checkout_hook(
             client.in_hook = lease.worker_id
         try:
             result = await answer(world, lease, client)
-        except BaseException:  # raised, cut short by the deadline, or cancelled
+        except trio.Cancelled:
+            # Cut short by the deadline, or the client was cancelled: the pool keeps
+            # the worker unless the hook left a request on it unfinished.
+            slot = lease._slot  # still set: the pool takes it back after the hook
+            if slot is not None and _unfinished(lease, slot, "", "") is not None:
+                refused(world, lease.worker_id, client)
+            raise
+        except BaseException:  # raised: the pool removes the worker
             refused(world, lease.worker_id, client)
             raise
         finally:

@@ -596,7 +596,7 @@ class Pool:
         Raises:
             CheckoutTimeout: no worker became free in time (the waiter has left the
                 queue), or ``handle_checkout`` was still running at the deadline (its
-                worker is replaced).
+                worker stays unless the hook left a request on it unfinished).
             PoolClosed: the pool is closed or closing (``__cause__`` is the
                 :class:`StartError` if the pool gave up).
             ValueError: *timeout* is negative, ``NaN`` or not a number (raised
@@ -631,7 +631,8 @@ class Pool:
 
         Raises:
             CheckoutTimeout: no worker became free in time, or ``handle_checkout``
-                was still running at the deadline (its worker is replaced).
+                was still running at the deadline (its worker stays unless the hook
+                left a request on it unfinished).
             RequestTimeout: the worker did not answer in the time left (it is
                 removed and replaced).
             RemoteError: the worker's handler raised (the worker stays).
@@ -996,14 +997,19 @@ class Pool:
 
         Invariant: a worker leased here is either returned in the lease or handed
         back to the pool, whatever ends the hook — a verdict, the deadline, the
-        caller's cancellation, any other exception. A hook cut short leaves its
-        worker in a state nobody knows (it may have been mid-request on the port),
-        so that worker is removed and replaced. Those removals are counted in
-        ``restarts`` but not against the restart window: the checkout ends with
-        them, so nothing spins, and the worker did not fail — the client's time
-        ran out (NimblePool likewise just terminates and replaces the worker of a
-        client that timed out or died holding it). Counting them would let clients
-        with short timeouts make the pool give up on everybody.
+        caller's cancellation, any other exception. The pool judges a hook cut
+        short as it judges a client's block that ends early: by what it left on the
+        worker. Cut short by the deadline or a cancellation with no request of its
+        unfinished, the worker is fine and stays; with a request in flight or
+        abandoned, it is busy with it and is removed and replaced. Any other
+        exception out of the hook (``KeyboardInterrupt``, ...) removes it: nobody
+        knows its state. Those removals are counted in ``restarts`` but not against
+        the restart window: the checkout ends with them, so nothing spins, and the
+        worker did not fail — the client's time ran out (NimblePool likewise just
+        terminates and replaces the worker of a client that timed out or died
+        holding it). Counting them would let clients with short timeouts make the
+        pool give up on everybody. A hook that returns ``Keep()`` with a request of
+        its unfinished refuses the worker in effect: it is removed as a refusal is.
         """
         seconds = self._checkout_timeout if timeout is None else timeout
         deadline = _current_time() + seconds
@@ -1016,28 +1022,39 @@ class Pool:
             try:
                 with trio.move_on_at(deadline) as hook_scope:
                     reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
-            except BaseException as exc:  # poison-and-re-raise: never keep the worker
+            except BaseException as exc:  # hand the worker back, then re-raise
                 lease._slot = None
-                self._checkin(
-                    slot,
-                    f"handle_checkout was interrupted ({type(exc).__name__}); "
-                    "the worker's state is unknown",
-                )
+                if isinstance(exc, trio.Cancelled):
+                    remove = _unfinished(lease, slot, "handle_checkout (cancelled)", "")
+                else:
+                    remove = (
+                        f"handle_checkout was interrupted ({type(exc).__name__}); "
+                        "the worker's state is unknown"
+                    )
+                self._checkin(slot, remove)
                 raise
             if hook_scope.cancelled_caught:
                 lease._slot = None
-                self._checkin(
+                remove = _unfinished(
+                    lease,
                     slot,
-                    f"handle_checkout was cut short by the checkout's deadline "
-                    f"({seconds} s); the worker's state is unknown",
+                    "handle_checkout",
+                    f", cut short by the checkout's deadline ({seconds} s)",
+                )
+                self._checkin(slot, remove)
+                fate = (
+                    "it is removed and replaced, as it was still busy with a request the hook made"
+                    if remove is not None
+                    else "the worker had nothing unfinished and stays in the pool"
                 )
                 raise CheckoutTimeout(
                     f"the checkout ran out of time in handle_checkout: the hook held worker "
                     f"{slot.id} for {_current_time() - began:.6g} s of the checkout's "
-                    f"{seconds} s and was cancelled; the worker is removed and replaced "
-                    "(a hook cut short leaves it in an unknown state); make the hook "
-                    "return sooner, or raise the checkout timeout"
+                    f"{seconds} s and was cancelled; {fate}; make the hook return sooner, "
+                    "or raise the checkout timeout"
                 )
+            if reason is None:
+                reason = _unfinished(lease, slot, "handle_checkout returned Keep() but", "")
             if reason is None:
                 return lease
             # The hook removed this worker: take the next one (the waiter's place in
@@ -1093,7 +1110,7 @@ class Pool:
         remove: str | None = None
         if lease._in_flight or getattr(slot.resource, "abandoned_requests", 0):
             remove = _unfinished(lease, slot, "its lease", f" ({_describe(exc)})")
-        elif exc is not None and not isinstance(exc, RemoteError | trio.Cancelled):
+        elif exc is not None and not _harmless(exc):
             remove = f"its lease ended with {_describe(exc)}"
         if self._handle_checkin is None:
             lease._slot = None
@@ -1229,6 +1246,17 @@ def _unfinished(lease: Lease, slot: WorkerSlot, who: str, suffix: str) -> str | 
     return None
 
 
+def _harmless(exc: BaseException) -> bool:
+    """Whether a lease ending with *exc* leaves its worker fit to keep.
+
+    A ``RemoteError`` is the worker answering; a cancellation ends the client, not
+    the worker. A group of only those (a nursery in the block, cancelled) is too.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split((RemoteError, trio.Cancelled))[1] is None
+    return isinstance(exc, RemoteError | trio.Cancelled)
+
+
 def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "no exception"
@@ -1325,8 +1353,9 @@ async def open_pool(
         handle_checkout: ``(lease) -> Keep() | Remove(reason)`` (may be async),
             run in the client's task after a worker is leased, within the
             checkout's deadline; ``Remove`` replaces the worker and the client gets
-            another. A hook still running at the deadline is cancelled, its worker
-            replaced, and the client gets :class:`~nursemaid.CheckoutTimeout`.
+            another. A hook still running at the deadline is cancelled and the
+            client gets :class:`~nursemaid.CheckoutTimeout`; the worker stays unless
+            the hook left a request on it unfinished (then it is replaced).
         handle_checkin: ``(lease, exception_or_None) -> Keep() | Remove(reason)``
             (may be async), run in the client's task when its block ends (or
             ``execute``'s request is done), shielded, within ``init_timeout``. The
