@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -1451,3 +1452,82 @@ async def test_a_block_cancelled_while_it_runs_a_nursery_keeps_its_worker(
         assert (stats.leased, stats.restarts, stats.idle) == (0, 0, 1)
         async with pool.checkout() as again:
             assert again.worker_id == lease.worker_id == 0
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain", "with-checkin-hook"])
+@pytest.mark.parametrize("event", ["CHECKOUT", "CHECKIN", "ACCEPT"])
+def test_ctrl_c_in_the_middle_of_the_pools_bookkeeping_waits_for_it_to_finish(
+    hooked: bool, event: str
+) -> None:
+    # A real SIGINT, raised while the pool is between two steps of a checkout or a
+    # checkin (from a subscriber, which runs inside the bookkeeping). The pool's
+    # entry points are KeyboardInterrupt-protected, as Trio's own machinery is, so
+    # the interrupt reaches the main task at its next checkpoint, after the
+    # bookkeeping is done: no worker is left LEASED or RETURNING. (Before, the
+    # worker stayed RETURNING, counted as leased, until the close grace ran out.)
+    # A sync test with its own trio.run: the KeyboardInterrupt must end that run,
+    # not pytest's.
+    fired: list[str] = []
+
+    def interrupt(item: object) -> None:
+        if isinstance(item, Transition) and item.event.name == event and not fired:
+            fired.append(event)
+            signal.raise_signal(signal.SIGINT)
+
+    def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        return Keep()
+
+    snapshots: list[Any] = []
+
+    async def main() -> None:
+        async with open_pool(
+            Fleet().factory,
+            size=1,
+            handle_checkin=handle_checkin if hooked else None,
+            subscribers=[interrupt],
+        ) as pool:
+            try:
+                async with pool.checkout():
+                    pass
+                await trio.sleep(0)  # the interrupt arrives here at the latest
+            except KeyboardInterrupt:
+                snapshots.append(pool.statistics())
+                raise
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert fired == [event]
+    (stats,) = snapshots
+    assert stats.leased == 0
+    assert [w.state for w in stats.workers] == [WorkerState.IDLE]
+
+
+def test_ctrl_c_still_interrupts_a_hook_at_once() -> None:
+    # Hooks are your code, so they run unprotected: a sync hook stuck in a loop
+    # stays interruptible. The interrupt lands in the hook, and the pool hands
+    # the worker back (removed: nobody knows where the hook stopped).
+    def handle_checkout(lease: Lease) -> Keep:
+        signal.raise_signal(signal.SIGINT)
+        return Keep()  # pragma: no cover - the interrupt comes first
+
+    seen: list[object] = []
+    snapshots: list[Any] = []
+
+    async def main() -> None:
+        async with open_pool(
+            Fleet().factory, size=1, handle_checkout=handle_checkout, subscribers=[seen.append]
+        ) as pool:
+            try:
+                async with pool.checkout():
+                    pytest.fail("the interrupted checkout got its lease")  # pragma: no cover
+            except KeyboardInterrupt:
+                snapshots.append(pool.statistics())
+                raise
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    (stats,) = snapshots
+    assert stats.leased == 0
+    assert _stop_causes(seen)[0] == (
+        "handle_checkout was interrupted (KeyboardInterrupt); the worker's state is unknown"
+    )

@@ -104,6 +104,15 @@ logger = logging.getLogger("nursemaid.pool")
 
 _current_task = trio.lowlevel.current_task
 _current_time = trio.current_time
+# Ctrl-C (KeyboardInterrupt) must not land half-way through the pool's bookkeeping:
+# the entry points (checkout's __aenter__/__aexit__, execute, Lease.request, aclose)
+# and the roots of the pool's own tasks run protected, as Trio's own machinery does,
+# so an interrupt there is delivered to the main task at its next checkpoint, where
+# every wait is already safe to abandon. User hooks run unprotected (a sync hook
+# stuck in a loop stays interruptible); the pool handles any exception out of them.
+# Subscribers run protected, as Trio's instruments do. See docs/pool.md, "Closing".
+_ki_protected = trio.lowlevel.enable_ki_protection
+_ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _OPEN: Final = PoolPhase.OPEN
@@ -379,6 +388,7 @@ class Lease:
         """The worker's :class:`~nursemaid.workers.Port` (for in-process pools, the worker)."""
         return self.worker
 
+    @_ki_protected
     async def request(
         self,
         op: str,
@@ -423,6 +433,7 @@ class _Checkout:
         self._timeout = timeout
         self._lease: Lease | None = None
 
+    @_ki_protected
     async def __aenter__(self) -> Lease:
         pool = self._pool
         if pool._handle_checkout is None:
@@ -432,6 +443,7 @@ class _Checkout:
         self._lease = lease
         return lease
 
+    @_ki_protected
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
         lease = self._lease
         assert lease is not None
@@ -612,6 +624,7 @@ class Pool:
             check_timeout(timeout)
         return _Checkout(self, session, timeout)
 
+    @_ki_protected
     async def execute(
         self,
         op: str,
@@ -748,6 +761,7 @@ class Pool:
 
         return unsubscribe
 
+    @_ki_protected
     async def aclose(self) -> None:
         """Close the pool: refuse checkouts, wait up to the close grace for leases, stop
         every worker, and return when all are reaped. Idempotent."""
@@ -757,6 +771,7 @@ class Pool:
 
     # ---- running --------------------------------------------------------------------
 
+    @_ki_protected
     async def run(self, *, task_status: trio.TaskStatus[Pool] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the pool until :meth:`aclose` (or cancellation); a valid supervisor ``start``.
 
@@ -839,6 +854,7 @@ class Pool:
                 await self._drained.wait()
             core.stop_leased(_current_time())
 
+    @_ki_protected
     async def _maintain(self, scope: trio.CancelScope) -> None:
         """Retire idle workers after ``idle_timeout``; ping idle workers periodically."""
         with scope:
@@ -884,6 +900,7 @@ class Pool:
             finally:
                 self._checkin(slot, failure)
 
+    @_ki_protected
     async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:
         """One worker's task: create it, handshake, wait; leaving is its close sequence."""
         core = self._core
@@ -1174,6 +1191,7 @@ class Pool:
         if core.phase is PoolPhase.CLOSING and not core.leased:
             self._drained.set()
 
+    @_ki_unprotected
     async def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> str | None:
         try:
             result = hook(*args)
