@@ -110,7 +110,7 @@ _current_time = trio.current_time
 # so an interrupt there is delivered to the main task at its next checkpoint, where
 # every wait is already safe to abandon. User hooks run unprotected (a sync hook
 # stuck in a loop stays interruptible); the pool handles any exception out of them.
-# Subscribers run protected, as Trio's instruments do. See docs/pool.md, "Closing".
+# Subscribers run protected, as Trio's instruments do. See docs/pool.md ("Ctrl-C").
 _ki_protected = trio.lowlevel.enable_ki_protection
 _ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
