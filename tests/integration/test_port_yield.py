@@ -26,8 +26,9 @@ import pytest
 import trio
 import trio.testing
 
-from nursemaid import Port, PortClosed, WorkerCrashed, open_port
+from nursemaid import Port, PortClosed, RemoteError, WorkerCrashed, open_pool, open_port
 from nursemaid.workers import _port
+from nursemaid.workers._pool import Pool
 from nursemaid.workers._port import PortState
 
 WORKERS = Path(__file__).parent / "workers"
@@ -230,3 +231,66 @@ async def test_a_reply_that_comes_in_pieces_gets_a_yield_before_each_wait(
             assert port._misses == 0
             os.write(release, b"done\n")  # the worker's own late reply to id 1 then
             # comes; the port was not told to expect it, so don't use it again.
+
+
+# ---- pool.execute: one schedule point, taken after the checkin ----------------------
+
+
+def only_port(pool: Pool) -> Port:
+    (slot,) = pool._core.workers.values()
+    port: Port = slot.resource
+    return port
+
+
+class LeasedAtStepEnd(trio.abc.Instrument):
+    """Records, at the end of each step of *task*, how many workers were leased."""
+
+    def __init__(self, pool: Pool, task: trio.lowlevel.Task) -> None:
+        self.pool, self.task, self.leased = pool, task, list[int]()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.leased.append(self.pool.statistics().leased)
+
+
+def answer_during_the_yield(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> Port:
+    """The worker answers during the port's yield: the request itself never waits."""
+    port = only_port(pool)
+    monkeypatch.setattr(_port, "_sched_yield", lambda: wait_readable(port))
+    port._misses = 0
+    return port
+
+
+async def test_execute_returns_the_worker_before_its_schedule_point(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request never waits, so the call's one schedule point is execute's own,
+    # after the checkin: the step that ends there already has the worker back
+    # (leased 0), and the next client takes the same warm worker without waiting
+    # (docs/pool.md, "The schedule point comes after the checkin").
+    with trio.fail_after(BOUND):
+        async with open_pool(CALC, size=1, health_interval=None) as pool:
+            port = answer_during_the_yield(pool, monkeypatch)
+            watch = LeasedAtStepEnd(pool, trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(watch)
+            try:
+                with trio.testing.assert_checkpoints():
+                    assert await pool.execute("echo", "hi") == "hi"
+            finally:
+                trio.lowlevel.remove_instrument(watch)
+            assert watch.leased[-1] == 0
+            assert port._misses == 0  # the yield found the reply: nothing waited
+            assert pool.statistics().idle == 1
+
+
+async def test_a_remote_error_that_never_waited_is_still_a_schedule_point(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_pool(CALC, size=1, health_interval=None) as pool:
+            port = answer_during_the_yield(pool, monkeypatch)
+            with trio.testing.assert_checkpoints(), pytest.raises(RemoteError, match="boom"):
+                await pool.execute("fail", "boom")
+            assert port._misses == 0
+            assert pool.statistics().idle == 1
+            assert only_port(pool) is port  # a RemoteError keeps the worker

@@ -676,12 +676,15 @@ class Pool:
             handoff = slot.handoff
             if handoff is not None:
                 handoff(_current_task())
+        yielded = True
         try:
-            if timeout is None:
-                result = await slot.resource.request(op, args)
-            else:
+            if timeout is not None:
                 left = start + timeout - clock()
                 result = await slot.resource.request(op, args, timeout=left if left > 0 else 0.0)
+            elif slot.request_then_yield is not None:  # a port: see the end
+                result, yielded = await slot.request_then_yield(op, args)
+            else:
+                result = await slot.resource.request(op, args)
         except RemoteError:
             self._checkin(slot, None)
             raise
@@ -697,6 +700,12 @@ class Pool:
             core.finish_checkin(slot, None, now)
         if core.phase is PoolPhase.CLOSING and not core.leased:
             self._drained.set()
+        if not yielded:
+            # The call's schedule point, after the checkin: the worker is idle
+            # again before we let other tasks run, so the next client takes it
+            # without waiting, and the most recently used worker (warm in the
+            # CPU's caches, top of the idle stack) serves again (docs/pool.md).
+            await _cancel_shielded_checkpoint()
         return result
 
     async def _execute_with_hooks(
@@ -922,6 +931,7 @@ class Pool:
                             slot.scope = living
                             slot.resource = worker
                             slot.handoff = getattr(worker, "_transfer", None)
+                            slot.request_then_yield = getattr(worker, "_request_then_yield", None)
                             if core.spawned(slot, _current_time()):
                                 await self._live(slot, worker)
                         slot.scope = starting

@@ -123,9 +123,11 @@ class WorkerSlot:
     """One worker as the pool sees it: its lifecycle plus the pool's bookkeeping.
 
     ``resource`` is what the worker factory produced (a :class:`Port` for argv
-    workers). ``home``, ``scope`` and ``handoff`` belong to the shell (the worker's
-    own task, the cancel scope that stops it, and the function that moves the
-    port's ownership, or ``None`` for workers without an owner).
+    workers). ``home``, ``scope``, ``handoff`` and ``request_then_yield`` belong to
+    the shell (the worker's own task, the cancel scope that stops it, the function
+    that moves the port's ownership, and the port's request that leaves its
+    schedule point to the caller; the last two ``None`` for workers other than
+    ports).
     """
 
     __slots__ = (
@@ -135,6 +137,7 @@ class WorkerSlot:
         "id",
         "idle_since",
         "life",
+        "request_then_yield",
         "resource",
         "scope",
         "uses",
@@ -150,6 +153,7 @@ class WorkerSlot:
         self.home: Any = None
         self.scope: Any = None
         self.handoff: Any = None
+        self.request_then_yield: Any = None
 
     @property
     def state(self) -> WorkerState:

@@ -399,6 +399,50 @@ class Port:
         """
         if timeout is not None:
             check_timeout(timeout)  # ValueError before anything is written
+        request_id, frame = self._prepare(op, args)
+        if timeout is None:
+            ok, value, waited = await self._round_trip(request_id, op, frame)
+            if not waited:
+                await _cancel_shielded_checkpoint()
+        else:
+            with trio.move_on_after(timeout):
+                ok, value, waited = await self._round_trip(request_id, op, frame)
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                if ok:
+                    return value
+                raise RemoteError(value.type, value.message, value.traceback, op=op)
+            if self._state is not PortState.OPEN:
+                raise self._closed_error()
+            raise RequestTimeout(
+                f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) got "
+                f"no reply within {timeout:g} s; the port is still usable and the late "
+                f"reply will be discarded"
+            )
+        if ok:
+            return value
+        raise RemoteError(value.type, value.message, value.traceback, op=op)
+
+    async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
+        """``request(op, args)`` for the pool's ``execute``, which checks the worker in
+        before the call's schedule point: return ``(result, yielded)``.
+
+        When *yielded* is false the call has not been a schedule point yet and the
+        caller owes one (``execute`` takes it after the checkin, so the worker is
+        back in the pool before the client gives up the CPU; docs/pool.md, "The
+        schedule point comes after the checkin"). Errors are raised after a
+        schedule point, as from :meth:`request`.
+        """
+        request_id, frame = self._prepare(op, args)
+        ok, value, waited = await self._round_trip(request_id, op, frame)
+        if ok:
+            return value, waited
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        raise RemoteError(value.type, value.message, value.traceback, op=op)
+
+    def _prepare(self, op: str, args: Any) -> tuple[int, bytes]:
+        """Check the caller and the port, take the next id; return it and the framed request."""
         caller = _current_task()
         if caller is not self._owner:
             raise self._ownership_error("request", caller)
@@ -413,27 +457,8 @@ class Port:
             payload = self._encode(request_id, op, args)
         size = len(payload)
         if size <= self._fast_limit:
-            frame = self._pack_header(size) + payload
-        else:
-            frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
-        if timeout is None:
-            ok, value = await self._round_trip(request_id, op, frame)
-        else:
-            with trio.move_on_after(timeout):
-                ok, value = await self._round_trip(request_id, op, frame)
-                if ok:
-                    return value
-                raise RemoteError(value.type, value.message, value.traceback, op=op)
-            if self._state is not PortState.OPEN:
-                raise self._closed_error()
-            raise RequestTimeout(
-                f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) got "
-                f"no reply within {timeout:g} s; the port is still usable and the late "
-                f"reply will be discarded"
-            )
-        if ok:
-            return value
-        raise RemoteError(value.type, value.message, value.traceback, op=op)
+            return request_id, self._pack_header(size) + payload
+        return request_id, encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
 
     def _encode(self, request_id: int, op: str, args: Any) -> bytes:
         dumps = self._dumps
@@ -575,9 +600,15 @@ class Port:
     # decoded JSON (read alongside StandardEnvelope.decode_reply's own fast path;
     # anything else goes through decode_reply itself).
 
-    async def _round_trip(self, request_id: int, op: str, frame: bytes) -> tuple[bool, Any]:
-        """Write *frame*, then return ``(True, result)`` or ``(False, ErrorReply)``
-        for *request_id*'s reply."""
+    async def _round_trip(self, request_id: int, op: str, frame: bytes) -> tuple[bool, Any, bool]:
+        """Write *frame*, then return ``(True, result, waited)`` or ``(False,
+        ErrorReply, waited)`` for *request_id*'s reply.
+
+        *waited*: whether the call went through a schedule point (a wait for the
+        pipe). When it did not, the caller owes one and takes it after this
+        returns, outside the ``try`` that abandons the id on the way out: the
+        reply has been read by then.
+        """
         await _checkpoint_if_cancelled()
         try:
             written = os.write(self._stdin_fd, frame)
@@ -649,9 +680,7 @@ class Port:
                     if type(obj) is dict and len(obj) == 2 and _RESULT in obj:
                         reply_id = obj.get(_ID)
                         if type(reply_id) is int and reply_id == request_id:
-                            if not waited:
-                                await _cancel_shielded_checkpoint()
-                            return True, obj[_RESULT]
+                            return True, obj[_RESULT], waited
                 if type(reply_id) is not int:  # not the plain shape: the envelope decides
                     try:
                         reply = self._decode_reply(payload)
@@ -659,11 +688,9 @@ class Port:
                         self._fail_protocol(exc)
                     reply_id = reply.id
                     if reply_id == request_id:
-                        if not waited:
-                            await _cancel_shielded_checkpoint()
                         if type(reply) is Reply:
-                            return True, reply.result
-                        return False, reply
+                            return True, reply.result, waited
+                        return False, reply, waited
                 if reply_id in self._abandoned:
                     self._abandoned.discard(reply_id)
                     self._logger.debug(
