@@ -100,10 +100,23 @@ def bench_pool_execute(
 
             for _ in range(WARMUP):
                 await step()
+            before = [info.uses for info in pool.statistics().workers]
             peers.place()
-            return await _harness.timed_loops([step] * workers, duration)
+            result = await _harness.timed_loops([step] * workers, duration)
+            after = [info.uses for info in pool.statistics().workers]
+            if len(after) == len(before):  # no worker replaced: a clean split
+                SHARES.setdefault((workers, backend), []).append(
+                    [b - a for a, b in zip(before, after, strict=True)]
+                )
+            return result
 
     return trio.run(main)
+
+
+# How each pool_execute trial's calls split among its workers, per (workers, backend):
+# the idle workers are a stack and execute checks a worker in before its schedule
+# point, so on one core the most recently used worker serves most calls (docs/pool.md).
+SHARES: dict[tuple[int, str], list[list[int]]] = {}
 
 
 def bench_ppe(callers: int, duration: float) -> tuple[int, float]:
@@ -163,6 +176,12 @@ COMPARISONS = (
     ("pool_execute_stdlib_2w", "tpar_2c", ">= 4x"),
     ("pool_execute_stdlib_1w", "ppe_1c", ">= 5x"),
     ("pool_execute_stdlib_2w", "ppe_2c", ">= 5x"),
+    # The same peers against Trio's own bytes-only loop, which does less than
+    # execute does (no JSON, no pool): the most a Trio caller reaches here.
+    ("trio_echo_1w", "tpar_1c", "(bound)"),
+    ("trio_echo_2w", "tpar_2c", "(bound)"),
+    ("trio_echo_1w", "ppe_1c", "(bound)"),
+    ("trio_echo_2w", "ppe_2c", "(bound)"),
 )
 
 
@@ -198,6 +217,22 @@ def report(
             if row in median and base in median
         ]
         sections.append(_harness.markdown_table(["row", "vs", "ratio", "target"], ratios, "llrl"))
+    shares = []
+    for (workers, backend), trials in sorted(SHARES.items()):
+        if workers > 1:
+            split = " / ".join(
+                f"{sum(sorted(t, reverse=True)[i] for t in trials) / sum(map(sum, trials)):.0%}"
+                for i in range(workers)
+            )
+            shares.append(
+                [f"pool_execute{'_stdlib' if backend == 'json' else ''}_{workers}w", split]
+            )
+    if shares:
+        sections.append(
+            _harness.markdown_table(
+                ["row", "share of calls per worker, busiest first (all trials)"], shares, "ll"
+            )
+        )
     sections.append(
         _harness.markdown_table(
             ["200 clients, pool of 4, execute (1cpu)", "calls", "p50 µs", "p99 µs", "max µs"],
