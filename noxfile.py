@@ -4,7 +4,7 @@ tests      the whole test suite (unit, property, integration)
 lint       ruff check and ruff format --check
 typecheck  mypy --strict on src/
 docs       Sphinx, warnings as errors
-bench      benchmarks side by side with their peers (see bench/README.md)
+bench      benchmarks side by side with their peers (see bench/run.py)
 soak       the property tests with many more examples, and the chaos soak
 """
 
@@ -55,7 +55,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks beside their peers in one run (see bench/README.md)."""
+    """Run the benchmarks beside their peers in one run (see bench/run.py)."""
     session.install("-e", ".[bench]")
     session.run("python", "bench/run.py", *session.posargs)
 
