@@ -8,6 +8,9 @@ fairest comparison of per-message cost; see ``../shared/anchors/RESULTS.md``):
 limiter               ``async with trio.CapacityLimiter(1)`` (the anchors' row)
 pool_checkout         ``async with pool.checkout(): pass`` on an in-process worker
                       (target: >= 50 % of limiter)
+limiter_contended,    8 tasks taking turns on a ``CapacityLimiter(1)`` / a pool of
+pool_checkout_        one in-process worker, each holding it across a schedule
+contended             point: the cost of a checkout that queues
 trio_echo_1w/2w       the anchors' minimal Trio framed loop to their stdlib echo
                       worker (target: pool_execute >= 75 % of it)
 trio_serve_1w/2w      the minimal hand-written Trio loop doing what
@@ -70,6 +73,41 @@ def bench_pool_checkout(duration: float) -> tuple[int, float]:
                 await step()
             peers.place()
             return await _harness.timed_loop(step, duration, batch=256)
+
+    return trio.run(main)
+
+
+CONTENDERS = 8  # client tasks sharing one worker (one limiter token) in the _contended rows
+
+
+def bench_contended(kind: str, duration: float) -> tuple[int, float]:
+    """CONTENDERS tasks taking turns on one in-process worker, or one
+    ``CapacityLimiter`` token, each holding it across a schedule point so the
+    others queue: the cost of a checkout that has to wait."""
+    import trio
+
+    from nursemaid import InProcessWorkers, open_pool
+
+    checkpoint = trio.lowlevel.checkpoint
+
+    async def main() -> tuple[int, float]:
+        async with open_pool(InProcessWorkers({}), size=1, health_interval=None) as pool:
+            limiter = trio.CapacityLimiter(1)
+            checkout = pool.checkout
+
+            async def take_limiter() -> None:
+                async with limiter:
+                    await checkpoint()
+
+            async def take_worker() -> None:
+                async with checkout():
+                    await checkpoint()
+
+            step = take_worker if kind == "pool" else take_limiter
+            for _ in range(WARMUP):
+                await step()
+            peers.place()
+            return await _harness.timed_loops([step] * CONTENDERS, duration)
 
     return trio.run(main)
 
@@ -158,6 +196,7 @@ def latency(clients: int, size: int, duration: float, serve_path: str) -> list[f
 COMPARISONS = (
     # (row, baseline, target)
     ("pool_checkout", "limiter", ">= 0.50"),
+    ("pool_checkout_contended", "limiter_contended", "(queueing)"),
     ("pool_execute_1w", "trio_echo_1w", ">= 0.75"),
     ("pool_execute_2w", "trio_echo_2w", ">= 0.75"),
     ("pool_execute_1w", "trio_serve_1w", "(same worker)"),
@@ -266,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases: dict[str, _harness.Case] = {
             "limiter": lambda d: peers.bench_trio_inproc("limiter", d),
             "pool_checkout": bench_pool_checkout,
+            "limiter_contended": lambda d: bench_contended("limiter", d),
+            "pool_checkout_contended": lambda d: bench_contended("pool", d),
             "trio_echo_1w": lambda d: peers.bench_trio_proc(1, d),
             "trio_echo_2w": lambda d: peers.bench_trio_proc(2, d),
             "trio_serve_1w": lambda d: bench_trio_serve(1, d, serve_path),

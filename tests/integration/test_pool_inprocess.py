@@ -29,7 +29,7 @@ from nursemaid import (
     WorkerCrashed,
 )
 from nursemaid.workers._lifecycle import Transition, WorkerState
-from nursemaid.workers._pool import Keep, Lease, Remove, open_pool
+from nursemaid.workers._pool import Keep, Lease, Pool, Remove, open_pool
 from nursemaid.workers._pool_core import SessionMoved
 from nursemaid.workers._pool_inprocess import InProcessWorker, InProcessWorkers
 
@@ -206,6 +206,48 @@ async def test_checkout_timeout_option_is_the_default_wait_to_the_microsecond(
         with pytest.raises(CheckoutTimeout, match=r"within 0\.7 s"):
             await pool.execute("echo", 1)
         assert trio.current_time() - start == pytest.approx(0.7)
+
+
+async def test_the_pools_timer_times_each_waiter_out_at_its_own_deadline(
+    autojump_clock: object,
+) -> None:
+    # Clients that leave the timeout to checkout_timeout share one timer task
+    # (docs/pool.md, "Waiting for a worker"): each still times out exactly
+    # checkout_timeout after it queued, one served first is not touched, and a
+    # client queueing after a quiet spell (the timer parked) is timed too.
+    fleet = Fleet()
+    timed_out: dict[str, float] = {}
+    served: list[str] = []
+
+    async def client(name: str, pool: Pool) -> None:
+        began = trio.current_time()
+        try:
+            async with pool.checkout():
+                served.append(name)
+        except CheckoutTimeout:
+            timed_out[name] = trio.current_time() - began
+
+    with trio.fail_after(60):
+        async with open_pool(fleet.factory, size=1, checkout_timeout=2.0) as pool:
+            async with trio.open_nursery() as nursery:
+                async with pool.checkout():  # the only worker, held 2.7 s
+                    nursery.start_soon(client, "a", pool)
+                    await trio.sleep(0.5)
+                    nursery.start_soon(client, "b", pool)  # its deadline: 0.5 s later
+                    await trio.sleep(0.5)
+                    nursery.start_soon(client, "c", pool)  # served at 2.7, before 3.0
+                    await trio.sleep(1.7)
+                    assert pool.statistics().waiting == 1  # a and b left the queue
+            assert timed_out == {"a": pytest.approx(2.0), "b": pytest.approx(2.0)}
+            assert served == ["c"]
+            await trio.sleep(10)  # nobody queued: the timer parks
+            async with pool.checkout():
+                began = trio.current_time()
+                with pytest.raises(CheckoutTimeout, match=r"within 2\.0 s"):
+                    async with pool.checkout():
+                        pass  # pragma: no cover
+                assert trio.current_time() - began == pytest.approx(2.0)
+            assert pool.statistics().waiting == 0
 
 
 @pytest.mark.parametrize("hooked", [False, True])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nursemaid import StartError
@@ -132,6 +134,30 @@ def test_checkin_hands_the_worker_to_the_first_waiter() -> None:
     assert list(core.waiters) == [second]
     assert core.wait_count == 1
     assert core.wait_max == 2.0
+
+
+def test_expire_takes_the_waiters_whose_time_has_come_and_names_the_next() -> None:
+    # The pool's checkout_timeout is 2.0: expiries grow in queue order. A waiter
+    # whose deadline the shell keeps itself (no expires) is passed over.
+    core, effects = open_ready(1)
+    assert core.checkout_nowait(None, 0.0) is not None
+    first, own, second, third = Waiter(None), Waiter(None), Waiter(None), Waiter(None)
+    core.enqueue(first, 0.0, 2.0)
+    core.enqueue(own, 0.1)
+    core.enqueue(second, 0.5, 2.5)
+    core.enqueue(third, 1.0, 3.0)
+    assert core.expire(1.9) == ([], 2.0)
+    assert core.expire(2.5) == ([first, second], 3.0)
+    assert list(core.waiters) == [own, third]
+    assert core.expire(3.0) == ([third], math.inf)
+    assert core.expire(100.0) == ([], math.inf)
+    assert list(core.waiters) == [own]
+    assert effects.calls == []  # expiring is the shell's business: no grants, no spawns
+
+
+def test_expire_on_an_empty_queue_names_no_next() -> None:
+    core, _ = open_ready(1)
+    assert core.expire(0.0) == ([], math.inf)
 
 
 def test_cancelled_waiter_leaves_the_queue_at_once() -> None:

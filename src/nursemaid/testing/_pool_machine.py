@@ -402,6 +402,9 @@ class PoolClient:
     number: int
     timeout: float
     session: Hashable | None = None
+    #: Whether it passes ``timeout`` to ``checkout``; if not, ``timeout`` is the
+    #: pool's ``checkout_timeout``, which the pool's timer keeps instead.
+    own_timeout: bool = True
     status: _Status = _Status.WAITING
     outcome: str = ""
     worker: int | None = None
@@ -564,7 +567,8 @@ async def _client_task(world: PoolWorld, client: PoolClient) -> None:
             # No checkpoint from here to the enqueue: this is the arrival order.
             client.arrival = next(world.arrivals)
             began = trio.current_time()
-            async with pool.checkout(session=client.session, timeout=client.timeout) as lease:
+            timeout = client.timeout if client.own_timeout else None
+            async with pool.checkout(session=client.session, timeout=timeout) as lease:
                 waited = trio.current_time() - began
                 # The real clock (ports) reads a little late after the hand-over.
                 if waited > client.timeout + (0.05 if world.target.ports else 0.0):
@@ -594,6 +598,14 @@ async def _client_task(world: PoolWorld, client: PoolClient) -> None:
             client.outcome = "checked in"
         except CheckoutTimeout:
             client.outcome = "timed out"
+            waited = trio.current_time() - began
+            # Float sums are a rounding off; the real clock reads a little late.
+            slack = 0.05 if world.target.ports else 1e-9
+            if not client.timeout - 1e-9 <= waited <= client.timeout + slack:
+                world.violations.append(
+                    f"{client!r} timed out after {waited:.6g} s, not at its checkout "
+                    f"timeout of {client.timeout} s"
+                )
         except PoolClosed:
             client.outcome = "pool closed"
         except ValueError:
@@ -711,12 +723,20 @@ def pool_state_machine(
         clock=None if ports else autojump_clock,
     )
 
-    @machine.rule(
-        checkout_timeout=st.sampled_from([0.5, 3.0, math.inf]),
-        session=st.sampled_from([None, None, "s1", "s2"]),
-    )
-    async def arrive(world: PoolWorld, checkout_timeout: float, session: Hashable | None) -> None:
-        client = PoolClient(len(world.clients), checkout_timeout, session)
+    def new_client(world: PoolWorld, checkout_timeout: float | None, session: Any) -> PoolClient:
+        # None: the client leaves its timeout to the pool's checkout_timeout.
+        if checkout_timeout is None:
+            timeout = options["checkout_timeout"]
+            return PoolClient(len(world.clients), timeout, session, own_timeout=False)
+        return PoolClient(len(world.clients), checkout_timeout, session)
+
+    timeouts = st.sampled_from([0.5, 3.0, math.inf, None])
+
+    @machine.rule(checkout_timeout=timeouts, session=st.sampled_from([None, None, "s1", "s2"]))
+    async def arrive(
+        world: PoolWorld, checkout_timeout: float | None, session: Hashable | None
+    ) -> None:
+        client = new_client(world, checkout_timeout, session)
         world.clients.append(client)
         world.harness.start_soon(_client_task, world, client)
 
@@ -725,17 +745,17 @@ def pool_state_machine(
         # or cancellation striking inside it, refusals re-queueing the client) need
         # one step instead of two, so a CI run's few examples reach them.
         @machine.rule(
-            checkout_timeout=st.sampled_from([0.5, 3.0, math.inf]),
+            checkout_timeout=timeouts,
             session=st.sampled_from([None, None, "s1", "s2"]),
             answers=st.lists(st.sampled_from(CheckoutAnswer), min_size=1, max_size=2),
         )
         async def arrive_scripted(
             world: PoolWorld,
-            checkout_timeout: float,
+            checkout_timeout: float | None,
             session: Hashable | None,
             answers: list[CheckoutAnswer],
         ) -> None:
-            client = PoolClient(len(world.clients), checkout_timeout, session)
+            client = new_client(world, checkout_timeout, session)
             client.checkout_answers.extend(answers)
             world.clients.append(client)
             world.harness.start_soon(_client_task, world, client)

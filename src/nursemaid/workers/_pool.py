@@ -572,6 +572,8 @@ class Pool:
         # it, whichever task asked for the worker. See spawn().
         self._context: contextvars.Context | None = None
         self._maintenance: trio.CancelScope | None = None
+        self._timer = trio.CancelScope()  # _expire_waiters' scope, one per run
+        self._timer_parked: trio.lowlevel.Task | None = None  # _expire_waiters, parked
         self._opened = trio.Event()
         self._close_requested = trio.Event()
         self._drained = trio.Event()
@@ -817,6 +819,10 @@ class Pool:
                 self._context = contextvars.copy_context()
                 self._clock = trio.lowlevel.current_clock().current_time
                 self._core.open(_current_time())
+                if self._checkout_timeout != math.inf:
+                    nursery.start_soon(
+                        self._expire_waiters, self._timer, name="nursemaid.pool.timer"
+                    )
                 try:
                     if self._min_ready == 0 or self._core.lazy:
                         self._opened.set()
@@ -833,6 +839,7 @@ class Pool:
                 finally:
                     if self._maintenance is not None:
                         self._maintenance.cancel()  # no health check during the drain
+                    self._timer.cancel()  # the drain answers every waiter at once
                     with trio.CancelScope(shield=True):
                         await self._drain()
         finally:
@@ -847,6 +854,8 @@ class Pool:
         last = self._core
         self._core = PoolCore(last.size, self, first_id=last.next_id, **self._core_options)
         self._maintenance = None
+        self._timer = trio.CancelScope()
+        self._timer_parked = None
         self._opened = trio.Event()
         self._close_requested = trio.Event()
         self._drained = trio.Event()
@@ -1103,24 +1112,66 @@ class Pool:
         core = self._core
         waiter = Waiter(session, task)
         now = _current_time()
-        core.enqueue(waiter, now)
-        seconds = self._checkout_timeout if timeout is None else timeout
-        if deadline is None:
-            deadline = now + seconds
 
         def abort(_: object) -> trio.lowlevel.Abort:
             core.cancel(waiter)
             return trio.lowlevel.Abort.SUCCEEDED
 
-        with trio.move_on_at(deadline):
-            slot: WorkerSlot = await trio.lowlevel.wait_task_rescheduled(abort)
+        slot: WorkerSlot
+        if timeout is None and deadline is None:
+            # The pool's own checkout_timeout: the pool's timer task keeps every such
+            # deadline (_expire_waiters), which costs far less than a cancel scope
+            # per wait (docs/pool.md, "Waiting for a worker").
+            core.enqueue(waiter, now, now + self._checkout_timeout)
+            timer = self._timer_parked
+            if timer is not None:
+                self._timer_parked = None
+                trio.lowlevel.reschedule(timer)
+            slot = await trio.lowlevel.wait_task_rescheduled(abort)
             return slot
-        raise CheckoutTimeout(
+        core.enqueue(waiter, now)
+        seconds = self._checkout_timeout if timeout is None else timeout
+        if deadline is None:
+            deadline = now + seconds
+        with trio.move_on_at(deadline):
+            slot = await trio.lowlevel.wait_task_rescheduled(abort)
+            return slot
+        raise self._checkout_timeout_error(seconds)
+
+    def _checkout_timeout_error(self, seconds: float) -> CheckoutTimeout:
+        core = self._core
+        return CheckoutTimeout(
             f"no worker became free within {seconds} s "
             f"({core.size} workers: {core.leased} leased, {core.starting} starting; "
             f"{len(core.waiters)} other clients waiting); "
             "raise the checkout timeout or the pool size, or shorten the leases"
         )
+
+    @_ki_protected
+    async def _expire_waiters(self, scope: trio.CancelScope) -> None:
+        """Time out the clients queued under ``checkout_timeout``: one timer for them all.
+
+        Their deadlines grow in queue order, so the timer sleeps until the first
+        one; a client served before then costs it nothing. With nobody queued it
+        parks, and the next client to queue wakes it.
+        """
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._timer_parked = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        with scope:
+            core = self._core
+            while True:
+                expired, wake = core.expire(_current_time())
+                for waiter in expired:
+                    error = self._checkout_timeout_error(self._checkout_timeout)
+                    trio.lowlevel.reschedule(waiter.task, outcome.Error(error))
+                if wake == math.inf:
+                    self._timer_parked = _current_task()
+                    await trio.lowlevel.wait_task_rescheduled(abort)
+                else:
+                    await trio.sleep_until(wake)
 
     async def _release(self, lease: Lease, exc: BaseException | None) -> None:
         """End *lease*: run ``handle_checkin`` (if any), then keep or remove the worker.

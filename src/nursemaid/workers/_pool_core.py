@@ -50,6 +50,7 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+import math
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Final, Protocol
@@ -169,9 +170,12 @@ class Waiter:
 
     ``bound`` is the id of the only worker this waiter can take (session affinity),
     or ``None`` for any worker. ``slot`` is set when the waiter is served.
+    ``expires`` is when :meth:`PoolCore.expire` times it out: the pool's
+    ``checkout_timeout`` after it queued, or ``math.inf`` when the shell keeps the
+    waiter's deadline itself (a checkout with its own ``timeout``) or there is none.
     """
 
-    __slots__ = ("bound", "enqueued_at", "session", "slot", "task")
+    __slots__ = ("bound", "enqueued_at", "expires", "session", "slot", "task")
 
     def __init__(self, session: Hashable | None, task: Any = None) -> None:
         self.session = session
@@ -179,6 +183,7 @@ class Waiter:
         self.bound: int | None = None
         self.slot: WorkerSlot | None = None
         self.enqueued_at = 0.0
+        self.expires = math.inf
 
     def __repr__(self) -> str:
         return f"<waiter session={self.session!r} bound={self.bound!r}>"
@@ -450,9 +455,16 @@ class PoolCore:
             return slot
         return None
 
-    def enqueue(self, waiter: Waiter, now: float) -> None:
-        """Queue *waiter* (after :meth:`checkout_nowait` found nothing)."""
+    def enqueue(self, waiter: Waiter, now: float, expires: float = math.inf) -> None:
+        """Queue *waiter* (after :meth:`checkout_nowait` found nothing).
+
+        *expires*: when :meth:`expire` times it out (``math.inf``: never). Every
+        finite one must be the same span after its ``now`` (the pool's
+        ``checkout_timeout``), so that they grow in queue order: :meth:`expire`
+        relies on it.
+        """
         waiter.enqueued_at = now
+        waiter.expires = expires
         session = waiter.session
         if session is not None:
             wid = self.sessions.get(session)
@@ -470,6 +482,28 @@ class PoolCore:
         # A lazy pool may have started a worker for this waiter: it becomes idle
         # (or serves the next waiter) when ready. That is wanted: never kill a
         # half-started worker just because one client gave up.
+
+    def expire(self, now: float) -> tuple[list[Waiter], float]:
+        """Take the waiters whose ``expires`` has come out of the queue; return them
+        and the next ``expires`` still queued (``math.inf``: none).
+
+        Finite ``expires`` grow in queue order (see :meth:`enqueue`), so the scan
+        stops at the first one still to come: it passes over expired waiters and
+        those without one, never the whole queue.
+        """
+        expired = []
+        for waiter in self.waiters:
+            expires = waiter.expires
+            if expires > now:
+                if expires != math.inf:
+                    break
+            else:
+                expired.append(waiter)
+        else:
+            expires = math.inf
+        for waiter in expired:
+            del self.waiters[waiter]
+        return expired, expires
 
     def take_idle(self, slot: WorkerSlot, now: float) -> bool:
         """Lease this particular idle worker to the pool itself (the health check)."""
