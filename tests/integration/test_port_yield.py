@@ -13,20 +13,29 @@ request waits".
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import select
 import signal
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from nursemaid import Port, PortClosed, RemoteError, WorkerCrashed, open_pool, open_port
+from nursemaid import (
+    InProcessWorkers,
+    Port,
+    PortClosed,
+    RemoteError,
+    WorkerCrashed,
+    open_pool,
+    open_port,
+)
 from nursemaid.workers import _port
 from nursemaid.workers._pool import Pool
 from nursemaid.workers._port import PortState
@@ -261,16 +270,34 @@ def answer_during_the_yield(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> Port
     return port
 
 
+def _fail(args: str) -> None:
+    raise ValueError(args)
+
+
+IN_PROCESS = InProcessWorkers({"echo": lambda args: args, "fail": _fail})
+
+
+@contextlib.asynccontextmanager
+async def pool_that_never_waits(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Pool, Port | None]]:
+    """A pool of one worker whose requests never wait: a port whose worker answers
+    during the yield, or an in-process worker with plain (not async) handlers."""
+    worker = CALC if kind == "port" else IN_PROCESS
+    async with open_pool(worker, size=1, health_interval=None) as pool:
+        yield pool, answer_during_the_yield(pool, monkeypatch) if kind == "port" else None
+
+
+@pytest.mark.parametrize("kind", ["port", "in-process"])
 async def test_execute_returns_the_worker_before_its_schedule_point(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    kind: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The request never waits, so the call's one schedule point is execute's own,
     # after the checkin: the step that ends there already has the worker back
     # (leased 0), and the next client takes the same warm worker without waiting
     # (docs/pool.md, "The schedule point comes after the checkin").
     with trio.fail_after(BOUND):
-        async with open_pool(CALC, size=1, health_interval=None) as pool:
-            port = answer_during_the_yield(pool, monkeypatch)
+        async with pool_that_never_waits(kind, monkeypatch) as (pool, port):
             watch = LeasedAtStepEnd(pool, trio.lowlevel.current_task())
             trio.lowlevel.add_instrument(watch)
             try:
@@ -279,18 +306,21 @@ async def test_execute_returns_the_worker_before_its_schedule_point(
             finally:
                 trio.lowlevel.remove_instrument(watch)
             assert watch.leased[-1] == 0
-            assert port._misses == 0  # the yield found the reply: nothing waited
+            if port is not None:
+                assert port._misses == 0  # the yield found the reply: nothing waited
             assert pool.statistics().idle == 1
 
 
+@pytest.mark.parametrize("kind", ["port", "in-process"])
 async def test_a_remote_error_that_never_waited_is_still_a_schedule_point(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    kind: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(BOUND):
-        async with open_pool(CALC, size=1, health_interval=None) as pool:
-            port = answer_during_the_yield(pool, monkeypatch)
+        async with pool_that_never_waits(kind, monkeypatch) as (pool, port):
+            (before,) = pool._core.workers
             with trio.testing.assert_checkpoints(), pytest.raises(RemoteError, match="boom"):
                 await pool.execute("fail", "boom")
-            assert port._misses == 0
+            if port is not None:
+                assert port._misses == 0
             assert pool.statistics().idle == 1
-            assert only_port(pool) is port  # a RemoteError keeps the worker
+            assert list(pool._core.workers) == [before]  # a RemoteError keeps the worker

@@ -30,6 +30,13 @@ __all__ = ["InProcessWorker", "InProcessWorkers"]
 Handler = Callable[[Any], Any]
 
 
+def _remote_error(op: str, exc: Exception) -> RemoteError:
+    """The error reply an in-process handler's exception stands for."""
+    return RemoteError(
+        type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)), op=op
+    )
+
+
 class InProcessWorker:
     """One in-process worker: a handler table plus a life that can end.
 
@@ -88,11 +95,41 @@ class InProcessWorker:
                 return "pong"
             await trio.lowlevel.checkpoint()
             raise RemoteError("UnknownOp", f"no handler for op {op!r}", op=op)
+        return await self._run(op, lambda: handler(args), timeout)
+
+    async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
+        """``request(op, args)`` for the pool's ``execute``: return ``(result, yielded)``.
+
+        A plain handler's value is returned without the request's closing
+        schedule point (*yielded* false): ``execute`` takes it after the checkin,
+        as it does for a port (docs/pool.md, "The schedule point comes after the
+        checkin"), so in-process pools are scheduled as port pools are. Anything
+        that awaits goes through :meth:`request`'s machinery.
+        """
+        handler = self._handlers.get(op)
+        if handler is None or self.returncode is not None:
+            return await self.request(op, args), True
+        try:
+            result = handler(args)
+        except Exception as exc:
+            await trio.lowlevel.checkpoint()
+            raise _remote_error(op, exc) from None
+        if inspect.isawaitable(result):
+            return await self._run(op, lambda: result, None), True
+        return result, False
+
+    async def _run(
+        self,
+        op: str,
+        call: Callable[[], Any],
+        timeout: float | None,  # noqa: ASYNC109 (request's own, passed on)
+    ) -> Any:
+        """Finish *call* (the handler, called or to be called) as the worker's request."""
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
             with trio.CancelScope() as life:
                 self._life_scopes.add(life)
                 try:
-                    return await self._call(handler, op, args)
+                    return await self._call(call, op)
                 except trio.Cancelled:
                     if not life.cancel_called:  # a timeout or the caller's cancellation
                         self.abandoned_requests += 1
@@ -108,17 +145,16 @@ class InProcessWorker:
         assert scope.cancelled_caught
         raise RequestTimeout(f"in-process worker {self.worker_id}: no reply to {op!r} in time")
 
-    async def _call(self, handler: Handler, op: str, args: Any) -> Any:
+    async def _call(self, call: Callable[[], Any], op: str) -> Any:
         try:
-            result = handler(args)
+            result = call()
             if inspect.isawaitable(result):
                 result = await result
             else:
                 await trio.lowlevel.checkpoint()
         except Exception as exc:
-            raise RemoteError(
-                type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)), op=op
-            ) from None
+            await trio.lowlevel.checkpoint()  # a handler that raised at once: still one
+            raise _remote_error(op, exc) from None
         return result
 
     async def wait_exited(self) -> int:
