@@ -250,6 +250,53 @@ async def test_the_pools_timer_times_each_waiter_out_at_its_own_deadline(
             assert pool.statistics().waiting == 0
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+async def test_a_pool_refuses_calls_before_its_first_run_then_serves(lazy: bool) -> None:
+    # Before run() there is no timer to time a queued client out and no nursery
+    # to start a lazy pool's workers in: refused, as between runs, not queued.
+    pool = Pool(Fleet().factory, size=1, lazy=lazy, checkout_timeout=1.0)
+    with pytest.raises(PoolClosed, match="is not running yet"):
+        await pool.execute("echo", 1)
+    with pytest.raises(PoolClosed, match="is not running yet"):
+        async with pool.checkout():
+            pass  # pragma: no cover
+    assert pool.statistics().waiting == 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        assert await pool.execute("echo", 2) == 2
+        await pool.aclose()
+
+
+@pytest.mark.parametrize("own_timeout", [True, False], ids=["own-scope", "pool-timer"])
+def test_a_worker_freed_at_the_deadline_never_reaches_that_waiter(own_timeout: bool) -> None:
+    # A lease that ends exactly at a waiter's deadline: the deadline wins, every
+    # time, whichever task Trio happens to run first in that batch (each run
+    # here reshuffles its batches), so MockClock tests see one outcome.
+    async def once() -> str:
+        async with open_pool(Fleet().factory, size=1, checkout_timeout=1.0) as pool:
+            outcome = ""
+
+            async def waiter() -> None:
+                nonlocal outcome
+                try:
+                    async with pool.checkout(timeout=1.0 if own_timeout else None):
+                        outcome = "served"
+                except CheckoutTimeout:
+                    outcome = "timed out"
+
+            async with trio.open_nursery() as nursery:
+                async with pool.checkout():
+                    nursery.start_soon(waiter)
+                    await trio.testing.wait_all_tasks_blocked()
+                    await trio.sleep(1.0)  # the lease ends at the waiter's deadline
+            return outcome
+
+    outcomes = {
+        trio.run(once, clock=trio.testing.MockClock(autojump_threshold=0)) for _ in range(40)
+    }
+    assert outcomes == {"timed out"}
+
+
 @pytest.mark.parametrize("hooked", [False, True])
 async def test_execute_timeout_counts_the_queueing_so_the_request_gets_only_whats_left(
     autojump_clock: object, hooked: bool

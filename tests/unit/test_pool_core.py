@@ -40,6 +40,9 @@ class Recorder:
     def reject(self, waiter: Waiter) -> None:
         self.calls.append(("reject", waiter))
 
+    def time_out(self, waiter: Waiter) -> None:
+        self.calls.append(("time_out", waiter))
+
     def give_up(self, error: StartError) -> None:
         self.calls.append(("give_up", error))
 
@@ -136,7 +139,7 @@ def test_checkin_hands_the_worker_to_the_first_waiter() -> None:
     assert core.wait_max == 2.0
 
 
-def test_expire_takes_the_waiters_whose_time_has_come_and_names_the_next() -> None:
+def test_expire_times_out_the_waiters_whose_time_has_come_and_names_the_next() -> None:
     # The pool's checkout_timeout is 2.0: expiries grow in queue order. A waiter
     # whose deadline the shell keeps itself (no expires) is passed over.
     core, effects = open_ready(1)
@@ -146,18 +149,35 @@ def test_expire_takes_the_waiters_whose_time_has_come_and_names_the_next() -> No
     core.enqueue(own, 0.1)
     core.enqueue(second, 0.5, 2.5)
     core.enqueue(third, 1.0, 3.0)
-    assert core.expire(1.9) == ([], 2.0)
-    assert core.expire(2.5) == ([first, second], 3.0)
+    assert core.expire(1.9) == 2.0
+    assert effects.calls == []
+    assert core.expire(2.5) == 3.0
+    assert effects.calls == [("time_out", first), ("time_out", second)]
     assert list(core.waiters) == [own, third]
-    assert core.expire(3.0) == ([third], math.inf)
-    assert core.expire(100.0) == ([], math.inf)
+    assert core.expire(3.0) == math.inf
+    assert core.expire(100.0) == math.inf
     assert list(core.waiters) == [own]
-    assert effects.calls == []  # expiring is the shell's business: no grants, no spawns
+    assert effects.calls[2:] == [("time_out", third)]
 
 
 def test_expire_on_an_empty_queue_names_no_next() -> None:
     core, _ = open_ready(1)
-    assert core.expire(0.0) == ([], math.inf)
+    assert core.expire(0.0) == math.inf
+
+
+def test_a_worker_freed_at_a_waiters_deadline_times_it_out_and_serves_the_next() -> None:
+    # A tie goes to the deadline, as with a cancel scope: the outcome must not
+    # depend on which of two tasks Trio runs first.
+    core, effects = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    due, later = Waiter(None), Waiter(None)
+    core.enqueue(due, 0.0, 2.0)
+    core.enqueue(later, 1.0, 3.0)
+    core.begin_checkin(slot, 2.0)
+    core.finish_checkin(slot, None, 2.0)
+    assert effects.calls == [("time_out", due), ("grant", later, slot.id)]
+    assert list(core.waiters) == []
 
 
 def test_cancelled_waiter_leaves_the_queue_at_once() -> None:

@@ -551,6 +551,10 @@ class Pool:
             "subscribers": self._subscribers,
         }
         self._core = PoolCore(size, self, **self._core_options)
+        # Not running until run() begins: calls are refused (as between runs), so
+        # nobody queues with no timer to time them out and no nursery to start
+        # a lazy pool's workers in.
+        self._core.phase = PoolPhase.CLOSED
         if min_ready is not None and min_ready > size:
             raise ValueError(f"min_ready must be <= size={size} (got {min_ready!r})")
         self._min_ready = size if min_ready is None else min_ready
@@ -797,8 +801,9 @@ class Pool:
         up, as it restarts any child. Each run starts from fresh state (new
         workers, counters and restart window; worker ids go on from the last
         run's), and the :class:`Pool` object stays the handle clients hold:
-        between runs its calls raise :class:`PoolClosed`; once the next run has
-        begun they are served (or queue while an eager pool opens).
+        before the first run and between runs its calls raise
+        :class:`PoolClosed`; once a run has begun they are served (or queue while
+        an eager pool opens).
 
         Raises:
             StartError: the worker program could not be kept running (before
@@ -812,6 +817,8 @@ class Pool:
             )
         if self._runs:
             self._fresh_run()
+        else:
+            self._core.phase = PoolPhase.OPENING
         self._runs += 1
         try:
             async with trio.open_nursery() as nursery:
@@ -1163,10 +1170,7 @@ class Pool:
         with scope:
             core = self._core
             while True:
-                expired, wake = core.expire(_current_time())
-                for waiter in expired:
-                    error = self._checkout_timeout_error(self._checkout_timeout)
-                    trio.lowlevel.reschedule(waiter.task, outcome.Error(error))
+                wake = core.expire(_current_time())  # time_out() below, for each
                 if wake == math.inf:
                     self._timer_parked = _current_task()
                     await trio.lowlevel.wait_task_rescheduled(abort)
@@ -1268,6 +1272,11 @@ class Pool:
             error = PoolClosed(f"the pool gave up and closed: {self._failure.args[0]}")
             error.__cause__ = self._failure
             return error
+        if not self._runs:
+            return PoolClosed(
+                f"{self!r} is not running yet; checkouts are refused until its run() "
+                "begins (open_pool(), nursery.start(pool.run) or a supervisor's ChildSpec)"
+            )
         return PoolClosed(f"{self!r} is closed; checkouts are refused")
 
     # ---- PoolEffects: what the core asks of the shell (never blocks) -----------------
@@ -1299,6 +1308,10 @@ class Pool:
 
     def reject(self, waiter: Waiter) -> None:
         trio.lowlevel.reschedule(waiter.task, outcome.Error(self._closed_error()))
+
+    def time_out(self, waiter: Waiter) -> None:
+        error = self._checkout_timeout_error(self._checkout_timeout)
+        trio.lowlevel.reschedule(waiter.task, outcome.Error(error))
 
     def give_up(self, error: StartError) -> None:
         logger.error("%s", error)

@@ -232,6 +232,9 @@ class PoolEffects(Protocol):
     def reject(self, waiter: Waiter) -> None:
         """Wake *waiter* with the shell's ``PoolClosed`` (closing, or given up)."""
 
+    def time_out(self, waiter: Waiter) -> None:
+        """Wake *waiter* with the shell's ``CheckoutTimeout``: its ``expires`` came."""
+
     def give_up(self, error: StartError) -> None:
         """The worker program cannot be kept running: close the pool with *error*."""
 
@@ -483,9 +486,10 @@ class PoolCore:
         # (or serves the next waiter) when ready. That is wanted: never kill a
         # half-started worker just because one client gave up.
 
-    def expire(self, now: float) -> tuple[list[Waiter], float]:
-        """Take the waiters whose ``expires`` has come out of the queue; return them
-        and the next ``expires`` still queued (``math.inf``: none).
+    def expire(self, now: float) -> float:
+        """Time out the waiters whose ``expires`` has come (out of the queue, then
+        :meth:`PoolEffects.time_out`); return the next ``expires`` still queued
+        (``math.inf``: none).
 
         Finite ``expires`` grow in queue order (see :meth:`enqueue`), so the scan
         stops at the first one still to come: it passes over expired waiters and
@@ -503,7 +507,8 @@ class PoolCore:
             expires = math.inf
         for waiter in expired:
             del self.waiters[waiter]
-        return expired, expires
+            self.effects.time_out(waiter)
+        return expires
 
     def take_idle(self, slot: WorkerSlot, now: float) -> bool:
         """Lease this particular idle worker to the pool itself (the health check)."""
@@ -548,7 +553,15 @@ class PoolCore:
         self.effects.grant(waiter, slot)
 
     def _make_idle(self, slot: WorkerSlot, now: float) -> None:
-        """Hand *slot* (just became IDLE) to the first compatible waiter, or keep it."""
+        """Hand *slot* (just became IDLE) to the first compatible waiter, or keep it.
+
+        A waiter whose ``expires`` has come is timed out first, not served: at a
+        tie the deadline wins, as it does for a cancel scope (Trio expires
+        deadlines before it runs any task), so the outcome never depends on
+        whether the timer task or the task freeing the worker runs first.
+        """
+        if self.waiters:
+            self.expire(now)
         for waiter in self.waiters:
             if waiter.bound is None or waiter.bound == slot.id:
                 self._serve(waiter, slot, now)
@@ -568,6 +581,7 @@ class PoolCore:
 
     def _dispatch(self, now: float) -> None:
         """Restore the hand-over invariant after waiters became less picky."""
+        self.expire(now)  # as in _make_idle: the deadline wins a tie
         for slot in list(self.idle):
             for waiter in self.waiters:
                 if waiter.bound is None or waiter.bound == slot.id:
