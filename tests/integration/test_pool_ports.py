@@ -14,6 +14,7 @@ import trio.testing
 
 from nursemaid import (
     CheckoutTimeout,
+    LocalProtocolError,
     RemoteError,
     RequestTimeout,
     StartError,
@@ -231,6 +232,28 @@ async def test_checkout_timeout_with_real_workers(serve_worker: list[str]) -> No
         with pytest.raises(CheckoutTimeout):
             async with pool.checkout(timeout=0.05):
                 pass  # pragma: no cover
+
+
+async def test_an_execute_that_sent_nothing_keeps_its_worker(fifo: tuple[str, int]) -> None:
+    # execute knows exactly what its lease did: when the error came before the
+    # request was written (args JSON cannot encode; the time used up before the
+    # write), the worker is as it was, so it stays. One that was sent and then
+    # given up on is removed, its reply still owed.
+    async with open_pool(CALC, size=1, health_interval=None, shutdown=0.1) as pool:
+        (pid,) = [w.pid for w in pool.statistics().workers]
+        with pytest.raises(LocalProtocolError):
+            await pool.execute("echo", {1, 2})
+        with pytest.raises(RequestTimeout):
+            await pool.execute("echo", 1, timeout=0)
+        stats = pool.statistics()
+        assert (stats.restarts, [w.pid for w in stats.workers]) == (0, [pid])
+        assert await pool.execute("echo", 3) == 3
+        path, _release = fifo  # never released: the reply is owed for ever
+        with pytest.raises(RequestTimeout):
+            await pool.execute("wait", path, timeout=0.05)
+        assert pool.statistics().restarts == 1
+        assert await pool.execute("echo", 4) == 4  # from its replacement
+        assert [w.pid for w in pool.statistics().workers if w.pid is not None] != [pid]
 
 
 @pytest.mark.slow

@@ -85,6 +85,7 @@ from nursemaid.workers._pool_core import (
     Waiter,
     WorkerSlot,
 )
+from nursemaid.workers._pool_inprocess import InProcessWorker
 
 __all__ = [
     "DEFAULTS",
@@ -653,7 +654,8 @@ class Pool:
                 was still running at the deadline (its worker stays unless the hook
                 left a request on it unfinished).
             RequestTimeout: the worker did not answer in the time left (it is
-                removed and replaced).
+                removed and replaced; if the time ran out before the request was
+                written, nothing was sent and the worker stays).
             RemoteError: the worker's handler raised (the worker stays).
             WorkerCrashed: the worker died with the request in flight (with its
                 ``.returncode`` and ``.stderr_tail``); it is replaced.
@@ -695,7 +697,10 @@ class Pool:
             self._checkin(slot, None)
             raise
         except BaseException as exc:
-            self._checkin(slot, f"its lease ended with a request in flight ({_describe(exc)})")
+            if (isinstance(exc, Exception) or _harmless(exc)) and _untouched(slot.resource):
+                self._checkin(slot, None)  # nothing was sent, or nothing is owed
+            else:
+                self._checkin(slot, f"its lease ended with a request in flight ({_describe(exc)})")
             raise
         # _checkin, inlined
         now = clock()
@@ -1347,6 +1352,20 @@ def _harmless(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split((RemoteError, trio.Cancelled))[1] is None
     return isinstance(exc, RemoteError | trio.Cancelled)
+
+
+def _untouched(worker: Any) -> bool:
+    """Whether a request that raised left *worker* as it was: a port still open or
+    an in-process worker still alive, with no request abandoned (nothing was
+    sent, as for a ``LocalProtocolError`` or a timeout before the write). Workers
+    of other kinds cannot say: False, and the pool removes them to be safe."""
+    from nursemaid.workers._port import Port, PortState
+
+    if isinstance(worker, Port):
+        return worker.state is PortState.OPEN and not worker.abandoned_requests
+    if isinstance(worker, InProcessWorker):
+        return worker.returncode is None and not worker.abandoned_requests
+    return False
 
 
 def _describe(exc: BaseException | None) -> str:
