@@ -149,6 +149,7 @@ def test_expire_times_out_the_waiters_whose_time_has_come_and_names_the_next() -
     core.enqueue(own, 0.1)
     core.enqueue(second, 0.5, 2.5)
     core.enqueue(third, 1.0, 3.0)
+    assert list(core.timed) == [first, second, third]  # the own-timeout one is not
     assert core.expire(1.9) == 2.0
     assert effects.calls == []
     assert core.expire(2.5) == 3.0
@@ -163,6 +164,24 @@ def test_expire_times_out_the_waiters_whose_time_has_come_and_names_the_next() -
 def test_expire_on_an_empty_queue_names_no_next() -> None:
     core, _ = open_ready(1)
     assert core.expire(0.0) == math.inf
+
+
+def test_the_timed_waiters_follow_the_queue_through_serve_cancel_and_close() -> None:
+    # expire() reads only `timed`; a waiter that left the queue must leave it too.
+    core, _ = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    served, cancelled, own, rejected = Waiter(None), Waiter(None), Waiter(None), Waiter(None)
+    core.enqueue(served, 0.0, 5.0)
+    core.enqueue(cancelled, 0.0, 5.0)
+    core.enqueue(own, 0.0)
+    core.enqueue(rejected, 0.0, 5.0)
+    core.begin_checkin(slot, 1.0)
+    core.finish_checkin(slot, None, 1.0)
+    core.cancel(cancelled)
+    assert list(core.timed) == [rejected]
+    core.close(2.0)
+    assert (list(core.waiters), list(core.timed)) == ([], [])
 
 
 def test_a_worker_freed_at_a_waiters_deadline_times_it_out_and_serves_the_next() -> None:

@@ -303,6 +303,9 @@ class PoolCore:
         self.workers: dict[int, WorkerSlot] = {}
         self.idle: list[WorkerSlot] = []  # a stack: last in, first out
         self.waiters: OrderedDict[Waiter, None] = OrderedDict()
+        # The waiters with a finite `expires`, in queue order, which is also the
+        # order of their `expires` (see enqueue): expire() looks at these only.
+        self.timed: dict[Waiter, None] = {}
         self.sessions: dict[Hashable, int] = {}
         # Invariant: bound[wid] == number of sessions whose value in `sessions` is wid.
         self.bound: dict[int, int] = {}
@@ -468,6 +471,8 @@ class PoolCore:
         """
         waiter.enqueued_at = now
         waiter.expires = expires
+        if expires != math.inf:
+            self.timed[waiter] = None
         session = waiter.session
         if session is not None:
             wid = self.sessions.get(session)
@@ -482,6 +487,7 @@ class PoolCore:
     def cancel(self, waiter: Waiter) -> None:
         """*waiter* stopped waiting (cancelled or timed out): it leaves the queue now."""
         self.waiters.pop(waiter, None)
+        self.timed.pop(waiter, None)
         # A lazy pool may have started a worker for this waiter: it becomes idle
         # (or serves the next waiter) when ready. That is wanted: never kill a
         # half-started worker just because one client gave up.
@@ -491,24 +497,22 @@ class PoolCore:
         :meth:`PoolEffects.time_out`); return the next ``expires`` still queued
         (``math.inf``: none).
 
-        Finite ``expires`` grow in queue order (see :meth:`enqueue`), so the scan
-        stops at the first one still to come: it passes over expired waiters and
-        those without one, never the whole queue.
+        Finite ``expires`` grow in queue order (see :meth:`enqueue`), so this
+        looks at the expired waiters and one more, whatever else is queued.
         """
+        timed = self.timed
         expired = []
-        for waiter in self.waiters:
-            expires = waiter.expires
-            if expires > now:
-                if expires != math.inf:
-                    break
-            else:
-                expired.append(waiter)
-        else:
-            expires = math.inf
+        for waiter in timed:
+            if waiter.expires > now:
+                break
+            expired.append(waiter)
         for waiter in expired:
+            del timed[waiter]
             del self.waiters[waiter]
             self.effects.time_out(waiter)
-        return expires
+        for waiter in timed:
+            return waiter.expires
+        return math.inf
 
     def take_idle(self, slot: WorkerSlot, now: float) -> bool:
         """Lease this particular idle worker to the pool itself (the health check)."""
@@ -541,6 +545,8 @@ class PoolCore:
 
     def _serve(self, waiter: Waiter, slot: WorkerSlot, now: float) -> None:
         del self.waiters[waiter]
+        if waiter.expires != math.inf:
+            del self.timed[waiter]
         self._lease(slot, now)
         waited = now - waiter.enqueued_at
         self.wait_count += 1
@@ -560,7 +566,7 @@ class PoolCore:
         deadlines before it runs any task), so the outcome never depends on
         whether the timer task or the task freeing the worker runs first.
         """
-        if self.waiters:
+        if self.timed:
             self.expire(now)
         for waiter in self.waiters:
             if waiter.bound is None or waiter.bound == slot.id:
@@ -581,7 +587,8 @@ class PoolCore:
 
     def _dispatch(self, now: float) -> None:
         """Restore the hand-over invariant after waiters became less picky."""
-        self.expire(now)  # as in _make_idle: the deadline wins a tie
+        if self.timed:
+            self.expire(now)  # as in _make_idle: the deadline wins a tie
         for slot in list(self.idle):
             for waiter in self.waiters:
                 if waiter.bound is None or waiter.bound == slot.id:
@@ -709,6 +716,7 @@ class PoolCore:
         if self.phase is PoolPhase.CLOSING or self.phase is PoolPhase.CLOSED:
             return
         self.phase = PoolPhase.CLOSING
+        self.timed.clear()
         while self.waiters:
             waiter, _ = self.waiters.popitem(last=False)
             self.effects.reject(waiter)
