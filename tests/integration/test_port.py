@@ -172,7 +172,7 @@ async def test_request_timeout_leaves_the_port_usable_and_the_late_reply_is_disc
         async with open_port(CALC) as port:
             # The worker cannot answer before we write to the FIFO, so this times
             # out every time; the timeout is short only to keep the test quick.
-            with pytest.raises(RequestTimeout, match="'wait'"):
+            with pytest.raises(RequestTimeout, match=r"'wait'.*late reply will be discarded"):
                 await port.request("wait", path, timeout=0.05)
             assert port.state is PortState.OPEN
             os.write(release, b"late\n")
@@ -180,6 +180,19 @@ async def test_request_timeout_leaves_the_port_usable_and_the_late_reply_is_disc
             # "echo": the port must drop the first and return the second.
             assert await port.request("echo", "next") == "next"
     assert any("discarded the late reply" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_timeout_that_ran_out_before_the_write_says_nothing_was_sent() -> None:
+    # timeout=0: the deadline has passed at the first cancellation point, before
+    # the frame is written. Nothing is owed, and the error must not promise a
+    # late reply that will never come.
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            with pytest.raises(RequestTimeout, match="was not sent") as caught:
+                await port.request("echo", 1, timeout=0)
+            assert "late reply" not in str(caught.value)
+            assert port.abandoned_requests == 0
+            assert await port.request("echo", 2) == 2
 
 
 async def test_cancelled_request_abandons_its_id_and_the_next_request_gets_its_own_reply(

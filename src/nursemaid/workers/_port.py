@@ -381,7 +381,8 @@ class Port:
             RemoteError: the worker answered with an error reply (its handler
                 raised, or it does not know *op*). The port is fine.
             RequestTimeout: no reply within *timeout*. The port is fine; the late
-                reply will be discarded when it comes.
+                reply will be discarded when it comes (if the time ran out before
+                the request was written, nothing was sent, and the error says so).
             LocalProtocolError: *args* cannot be encoded, or the request is over
                 ``max_frame``. Nothing was written; the port is fine.
             WorkerCrashed: the worker exited (or closed its stdout, or stopped
@@ -414,6 +415,12 @@ class Port:
                 raise RemoteError(value.type, value.message, value.traceback, op=op)
             if self._state is not PortState.OPEN:
                 raise self._closed_error()
+            if request_id not in self._abandoned:  # the time ran out before the write
+                raise RequestTimeout(
+                    f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) "
+                    f"was not sent: its timeout of {timeout:g} s ran out first; the port is "
+                    f"still usable"
+                )
             raise RequestTimeout(
                 f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) got "
                 f"no reply within {timeout:g} s; the port is still usable and the late "
