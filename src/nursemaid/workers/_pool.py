@@ -689,7 +689,7 @@ class Pool:
             if timeout is not None:
                 left = start + timeout - clock()
                 result = await slot.resource.request(op, args, timeout=left if left > 0 else 0.0)
-            elif slot.request_then_yield is not None:  # a port: see the end
+            elif slot.request_then_yield is not None:  # a port or in-process worker: see the end
                 result, yielded = await slot.request_then_yield(op, args)
             else:
                 result = await slot.resource.request(op, args)
