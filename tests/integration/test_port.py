@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,18 @@ def raw(mode: str, *extra: str) -> list[str]:
     return [sys.executable, str(WORKERS / "raw_worker.py"), mode, *extra]
 
 
-async def cancel_when_blocked(scope: trio.CancelScope) -> None:
-    await trio.testing.wait_all_tasks_blocked()
-    scope.cancel()
+async def cancelled_once_blocked(call: Callable[[], Awaitable[object]]) -> bool:
+    """Run *call*, cancelling it once every task is blocked; return whether it was."""
+    with trio.CancelScope() as scope:
+
+        async def cancel() -> None:
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel)
+            await call()
+    return scope.cancelled_caught
 
 
 # ---- requests ------------------------------------------------------------------------
@@ -201,11 +211,7 @@ async def test_cancelled_request_abandons_its_id_and_the_next_request_gets_its_o
     path, release = fifo
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:
-            async with trio.open_nursery() as nursery:
-                with trio.CancelScope() as scope:
-                    nursery.start_soon(cancel_when_blocked, scope)
-                    await port.request("wait", path)
-            assert scope.cancelled_caught
+            assert await cancelled_once_blocked(lambda: port.request("wait", path))
             assert port.state is PortState.OPEN
             os.write(release, b"late\n")
             assert await port.request("add", [20, 22]) == 42
@@ -218,10 +224,7 @@ async def test_receive_discards_the_late_reply_to_an_abandoned_request(
     path, release = fifo
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:
-            async with trio.open_nursery() as nursery:
-                with trio.CancelScope() as scope:
-                    nursery.start_soon(cancel_when_blocked, scope)
-                    await port.request("wait", path)
+            assert await cancelled_once_blocked(lambda: port.request("wait", path))
             assert port.abandoned_requests == 1
             os.write(release, b"late\n")
             # The worker sends the late reply to "wait" first, then the answer to
@@ -259,11 +262,7 @@ async def test_reply_with_an_id_nobody_asked_for_is_a_protocol_error_that_closes
 async def test_cancelled_receive_leaves_the_port_in_step() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("echo"), codec="raw") as port:
-            async with trio.open_nursery() as nursery:
-                with trio.CancelScope() as scope:
-                    nursery.start_soon(cancel_when_blocked, scope)
-                    await port.receive()
-            assert scope.cancelled_caught
+            assert await cancelled_once_blocked(port.receive)
             await port.send(b"after")
             assert await port.receive() == b"after"
 
@@ -271,11 +270,8 @@ async def test_cancelled_receive_leaves_the_port_in_step() -> None:
 async def test_cancel_in_the_middle_of_writing_a_frame_closes_the_port() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("no-read"), codec="raw", shutdown=0.05) as port:
-            async with trio.open_nursery() as nursery:
-                with trio.CancelScope() as scope:
-                    nursery.start_soon(cancel_when_blocked, scope)
-                    await port.send(b"x" * 1_000_000)  # far more than a pipe holds
-            assert scope.cancelled_caught
+            big = b"x" * 1_000_000  # far more than a pipe holds
+            assert await cancelled_once_blocked(lambda: port.send(big))
             assert port.state is PortState.CLOSED
             assert "out of step" in port.close_reason
             with pytest.raises(PortClosed, match="out of step"):

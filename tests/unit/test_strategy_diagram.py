@@ -16,9 +16,11 @@ GENERATED = Path(__file__).resolve().parents[2] / "docs" / "_generated"
 @pytest.mark.parametrize("name", sorted(generated_files()))
 def test_generated_strategy_diagrams_are_fresh(name: str) -> None:
     path = GENERATED / name
-    assert path.exists(), f"{path} is missing: run python -m nursemaid.supervisor._diagram"
+    assert path.exists(), (
+        f"{path} is missing: run python -m nursemaid diagram --write docs/_generated"
+    )
     assert path.read_text() == generated_files()[name], (
-        f"{path} is stale: run python -m nursemaid.supervisor._diagram docs/_generated"
+        f"{path} is stale: run python -m nursemaid diagram --write docs/_generated"
     )
 
 

@@ -6,21 +6,20 @@ Rules:
       second of four children crashes, and draws the answer. Change the
       strategy code and the pictures change; ``tests/unit/test_strategy_diagram.py``
       fails until the generated files under ``docs/_generated/`` are refreshed
-      (``python -m nursemaid.supervisor._diagram docs/_generated``).
+      (``python -m nursemaid diagram --write docs/_generated``, which writes
+      these with every other diagram the docs use).
     * Two text formats: Graphviz DOT (the docs render it) and Mermaid (GitHub
       and many editors render it).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from nursemaid.supervisor._spec import Restart, Strategy
 from nursemaid.supervisor._strategy import RestartPlan, Sibling, plan_restart
 
-__all__ = ["FORMATS", "example_plan", "strategy_diagram_for", "strategy_diagrams", "write_all"]
+__all__ = ["FORMATS", "example_plan", "strategy_diagram_for", "strategy_diagrams"]
 
 FORMATS = ("dot", "mermaid")
 
@@ -149,19 +148,3 @@ def generated_files() -> dict[str, str]:
     files["strategies.dot"] = strategy_diagrams("dot")
     files["strategies.mmd"] = strategy_diagrams("mermaid")
     return files
-
-
-def write_all(directory: Path) -> list[Path]:
-    """Write :func:`generated_files` into *directory*; return the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in generated_files().items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":  # pragma: no cover - a maintenance command
-    for path in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/_generated")):
-        print(path)
