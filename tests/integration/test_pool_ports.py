@@ -234,12 +234,24 @@ async def test_checkout_timeout_with_real_workers(serve_worker: list[str]) -> No
                 pass  # pragma: no cover
 
 
-async def test_an_execute_that_sent_nothing_keeps_its_worker(fifo: tuple[str, int]) -> None:
+@pytest.mark.parametrize("hooked", [False, True], ids=["no hooks", "handle_checkin"])
+async def test_an_execute_that_sent_nothing_keeps_its_worker(
+    fifo: tuple[str, int], hooked: bool
+) -> None:
     # execute knows exactly what its lease did: when the error came before the
     # request was written (args JSON cannot encode; the time used up before the
     # write), the worker is as it was, so it stays. One that was sent and then
-    # given up on is removed, its reply still owed.
-    async with open_pool(CALC, size=1, health_interval=None, shutdown=0.1) as pool:
+    # given up on is removed, its reply still owed. A pool with hooks takes
+    # another path through execute: the same rule holds there, and the hook
+    # still sees each error.
+    seen: list[str] = []
+
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        seen.append(type(error).__name__)
+        return Keep()
+
+    hooks = {"handle_checkin": handle_checkin} if hooked else {}
+    async with open_pool(CALC, size=1, health_interval=None, shutdown=0.1, **hooks) as pool:
         (pid,) = [w.pid for w in pool.statistics().workers]
         with pytest.raises(LocalProtocolError):
             await pool.execute("echo", {1, 2})
@@ -247,6 +259,7 @@ async def test_an_execute_that_sent_nothing_keeps_its_worker(fifo: tuple[str, in
             await pool.execute("echo", 1, timeout=0)
         stats = pool.statistics()
         assert (stats.restarts, [w.pid for w in stats.workers]) == (0, [pid])
+        assert seen == (["LocalProtocolError", "RequestTimeout"] if hooked else [])
         assert await pool.execute("echo", 3) == 3
         path, _release = fifo  # never released: the reply is owed for ever
         with pytest.raises(RequestTimeout):

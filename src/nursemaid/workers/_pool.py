@@ -733,7 +733,16 @@ class Pool:
                 op, args, timeout=None if timeout is None else max(0.0, deadline - _current_time())
             )
         except BaseException as exc:
-            await self._release(lease, exc)
+            # The refinement execute makes without hooks too: an error before the
+            # request was written leaves the worker as it was, so it stays; the
+            # hook still sees the error.
+            slot = lease._slot
+            sent_nothing = (
+                slot is not None
+                and (isinstance(exc, Exception) or _harmless(exc))
+                and _untouched(slot.resource)
+            )
+            await self._release(lease, exc, sent_nothing=sent_nothing)
             raise
         await self._release(lease, None)
         return result
@@ -1182,8 +1191,13 @@ class Pool:
                 else:
                     await trio.sleep_until(wake)
 
-    async def _release(self, lease: Lease, exc: BaseException | None) -> None:
+    async def _release(
+        self, lease: Lease, exc: BaseException | None, *, sent_nothing: bool = False
+    ) -> None:
         """End *lease*: run ``handle_checkin`` (if any), then keep or remove the worker.
+
+        *sent_nothing*: ``execute`` knows *exc* came before its one request was
+        written (see :func:`_untouched`), so *exc* alone does not remove the worker.
 
         Invariant: the hook runs inside the lease, as ``handle_checkout`` does — the
         lease still valid, the port still owned by this (the client's) task — and
@@ -1195,7 +1209,9 @@ class Pool:
         if slot is None:
             return
         remove: str | None = None
-        if lease._in_flight or getattr(slot.resource, "abandoned_requests", 0):
+        if sent_nothing:
+            lease._in_flight = 0  # the request raised before it was written
+        elif lease._in_flight or getattr(slot.resource, "abandoned_requests", 0):
             remove = _unfinished(lease, slot, "its lease", f" ({_describe(exc)})")
         elif exc is not None and not _harmless(exc):
             remove = f"its lease ended with {_describe(exc)}"
