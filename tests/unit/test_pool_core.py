@@ -326,6 +326,32 @@ def test_session_moves_when_its_worker_dies_and_says_so() -> None:
     assert moved == [SessionMoved("s", first.id, second.id, 2.0)]
 
 
+def test_a_new_sessions_queued_clients_all_wait_for_the_worker_it_got_first() -> None:
+    # The seed of this test: a lazy pool's first two checkouts of one new session
+    # each started a worker, and the second client, served by the second worker,
+    # moved the session off the first while the first still held it (one session
+    # on two workers at once, and a SessionMoved for a worker that never died).
+    seen: list[object] = []
+    core, effects = make(2, lazy=True, subscribers=[seen.append])
+    core.open(0.0)
+    core.mark_open()
+    first, second = Waiter("s"), Waiter("s")
+    core.enqueue(first, 0.0)
+    core.enqueue(second, 0.0)
+    assert len(effects.spawned) == 2  # the session had no worker: both may start one
+    a, b = effects.spawned
+    bring_up(core, a, 1.0)
+    assert first.slot is a
+    assert second.bound == a.id  # the session's worker now: wait for it
+    bring_up(core, b, 1.0)
+    assert second.slot is None
+    assert core.idle == [b]
+    core.begin_checkin(a, 2.0)
+    core.finish_checkin(a, None, 2.0)
+    assert second.slot is a
+    assert not [e for e in seen if isinstance(e, SessionMoved)]
+
+
 def test_waiter_bound_to_a_dead_worker_takes_any_idle_worker() -> None:
     core, effects = open_ready(2)
     a = core.checkout_nowait("s", 0.0)

@@ -30,6 +30,8 @@ Invariants (after every step, on the settled system):
     * clients without a session are served in arrival order (a client whose worker
       ``handle_checkout`` refused queues again, at the back, as NimblePool does);
     * no client is served after its checkout timeout (``handle_checkout`` included);
+    * a session holds at most one live worker at a time, and a ``SessionMoved``
+      comes only from a worker that is no longer live;
     * every worker ``handle_checkout`` refused, raised on, or was cut short on in
       the middle of a request is stopped, never held by a client again, and
       replaced (a hook cut short with nothing unfinished leaves its worker in the
@@ -486,6 +488,11 @@ class PoolWorld:
                     f"{event.to_state.name} but was {before.name}"
                 )
             self.last_state[event.worker_id] = event.to_state
+        elif self.last_state.get(event.from_worker) in LIVE_STATES:
+            self.violations.append(
+                f"{event!r}: the session left worker {event.from_worker}, which is still "
+                f"{self.last_state[event.from_worker].name}"
+            )
 
 
 def _set(event: trio.Event) -> trio.Event:
@@ -855,6 +862,21 @@ def pool_state_machine(
         for client in world.holding():
             if client.worker is not None and world.target.is_alive(client.worker):
                 assert states.get(client.worker) is WorkerState.LEASED, (client, states)
+
+    @machine.invariant
+    def a_session_holds_one_live_worker_at_a_time(world: PoolWorld) -> None:
+        held: dict[Hashable, set[int]] = {}
+        for client in world.holding():
+            worker = client.worker
+            if (
+                client.session is not None
+                and worker is not None
+                and world.target.is_alive(worker)
+                and world.last_state.get(worker) in LIVE_STATES
+            ):
+                held.setdefault(client.session, set()).add(worker)
+        split = {session: workers for session, workers in held.items() if len(workers) > 1}
+        assert not split, f"a session holds two live workers at once: {split}"
 
     @machine.invariant
     def never_more_than_size(world: PoolWorld) -> None:

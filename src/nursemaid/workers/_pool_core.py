@@ -532,6 +532,12 @@ class PoolCore:
         self, session: Hashable, slot: WorkerSlot, old: int | None, now: float
     ) -> None:
         self.sessions[session] = slot.id
+        # The session's other clients, queued while it had no live worker, wait
+        # for this one now: a session runs on one worker at a time, and moves
+        # only when that worker is gone (not because two of its clients queued).
+        for waiter in self.waiters:
+            if waiter.bound is None and waiter.session is not None and waiter.session == session:
+                waiter.bound = slot.id
         bound = self.bound
         bound[slot.id] = bound.get(slot.id, 0) + 1
         if old is not None:
