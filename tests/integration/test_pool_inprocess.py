@@ -1620,3 +1620,28 @@ def test_ctrl_c_still_interrupts_a_hook_at_once() -> None:
     assert _stop_causes(seen)[0] == (
         "handle_checkout was interrupted (KeyboardInterrupt); the worker's state is unknown"
     )
+
+
+async def test_a_lease_ended_while_another_task_still_runs_its_request_removes_the_worker(
+    autojump_clock: object,
+) -> None:
+    # Misuse, but it must not hand out a busy worker: a request of the lease still
+    # running in a task that outlives the block leaves that request unfinished.
+    seen: list[object] = []
+    async with (
+        open_pool(Fleet().factory, size=1, subscribers=[seen.append]) as pool,
+        trio.open_nursery() as outer,
+    ):
+        errors: list[BaseException] = []
+
+        async def straggler(lease: Lease) -> None:
+            try:
+                await lease.request("sleep", 1.0)
+            except PortClosed as exc:  # the worker was stopped under it
+                errors.append(exc)
+
+        async with pool.checkout() as lease:
+            outer.start_soon(straggler, lease)
+            await trio.testing.wait_all_tasks_blocked()
+        assert _stop_causes(seen) == ["its lease ended with a request in flight (no exception)"]
+    assert len(errors) == 1

@@ -269,6 +269,50 @@ async def test_an_execute_that_sent_nothing_keeps_its_worker(
         assert [w.pid for w in pool.statistics().workers if w.pid is not None] != [pid]
 
 
+@pytest.mark.parametrize("via", ["lease.request", "lease.port.request"])
+async def test_a_lease_whose_failed_requests_left_nothing_owed_keeps_its_worker(
+    fifo: tuple[str, int], via: str
+) -> None:
+    # The pool asks the worker what a lease left owed, whichever way the lease
+    # made its requests: one that raised before anything was sent owes nothing,
+    # and a timed-out one whose late reply a later request read and discarded
+    # owes nothing any more. A block that caught those errors and ended normally
+    # hands back a clean worker, which stays.
+    seen: list[object] = []
+    async with open_pool(
+        CALC, size=1, health_interval=None, shutdown=0.1, subscribers=[seen.append]
+    ) as pool:
+        (pid,) = [w.pid for w in pool.statistics().workers]
+        path, release = fifo
+        async with pool.checkout() as lease:
+            request = lease.request if via == "lease.request" else lease.port.request
+            with pytest.raises(LocalProtocolError):
+                await request("echo", {1, 2})
+            with pytest.raises(RequestTimeout):
+                await request("wait", path, timeout=0.05)
+            assert lease.port.abandoned_requests == 1
+            os.write(release, b"late\n")
+            assert await request("echo", 3) == 3  # after reading the late reply
+            assert lease.port.abandoned_requests == 0
+        stats = pool.statistics()
+        assert (stats.restarts, [w.pid for w in stats.workers]) == (0, [pid])
+        # One still owed at the end of the block removes the worker, as before.
+        async with pool.checkout() as lease:
+            request = lease.request if via == "lease.request" else lease.port.request
+            with pytest.raises(RequestTimeout):
+                await request("wait", path, timeout=0.05)
+        assert pool.statistics().restarts == 1
+    causes = [
+        t.cause for t in seen if isinstance(t, Transition) and t.to_state is WorkerState.STOPPING
+    ]
+    owed = (
+        "a request in flight"
+        if via == "lease.request"
+        else "1 abandoned request(s) still unanswered"
+    )
+    assert causes[0] == f"its lease ended with {owed} (no exception)"
+
+
 @pytest.mark.slow
 async def test_a_lease_that_abandoned_a_port_request_never_lends_that_worker_again(
     serve_worker: list[str],

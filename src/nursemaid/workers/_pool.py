@@ -372,11 +372,12 @@ class Lease:
         session: the session the lease was taken for (or ``None``).
     """
 
-    __slots__ = ("_in_flight", "_slot", "session", "worker", "worker_id")
+    __slots__ = ("_in_flight", "_running", "_slot", "session", "worker", "worker_id")
 
     def __init__(self, slot: WorkerSlot, session: Hashable | None) -> None:
         self._slot: WorkerSlot | None = slot
         self._in_flight = 0
+        self._running = 0
         self.worker: Any = slot.resource
         self.worker_id = slot.id
         self.session = session
@@ -413,12 +414,18 @@ class Lease:
                 f"lease of worker {self.worker_id} has ended; "
                 "use the lease only inside its 'async with pool.checkout()' block"
             )
+        # _in_flight: requests that did not end with an answer (checkin asks the
+        # worker whether they left anything owed: see _unfinished); _running:
+        # requests not yet returned at all.
         self._in_flight += 1
+        self._running += 1
         try:
             result = await self.worker.request(op, args, timeout=timeout)
         except RemoteError:
             self._in_flight -= 1  # the worker answered: nothing is in flight
             raise
+        finally:
+            self._running -= 1
         self._in_flight -= 1
         return result
 
@@ -1211,10 +1218,10 @@ class Pool:
         remove: str | None = None
         if sent_nothing:
             lease._in_flight = 0  # the request raised before it was written
-        elif lease._in_flight or getattr(slot.resource, "abandoned_requests", 0):
+        else:
             remove = _unfinished(lease, slot, "its lease", f" ({_describe(exc)})")
-        elif exc is not None and not _harmless(exc):
-            remove = f"its lease ended with {_describe(exc)}"
+            if remove is None and exc is not None and not _harmless(exc):
+                remove = f"its lease ended with {_describe(exc)}"
         if self._handle_checkin is None:
             lease._slot = None
             self._checkin(slot, remove)
@@ -1348,8 +1355,13 @@ def _hand(slot: WorkerSlot, task: Any) -> None:
 
 
 def _unfinished(lease: Lease, slot: WorkerSlot, who: str, suffix: str) -> str | None:
-    """Why the worker must go because a request on it was left unfinished, or None."""
-    if lease._in_flight:
+    """Why the worker must go because a request on it was left unfinished, or None.
+
+    A request of the lease's that raised without an answer is unfinished unless
+    the worker can tell it left nothing owed (:func:`_untouched`): nothing was
+    written, or a later request read and discarded its late reply.
+    """
+    if lease._running or (lease._in_flight and not _untouched(slot.resource)):
         return f"{who} ended with a request in flight{suffix}"
     abandoned = getattr(slot.resource, "abandoned_requests", 0)
     if abandoned:
@@ -1370,18 +1382,25 @@ def _harmless(exc: BaseException) -> bool:
     return isinstance(exc, RemoteError | trio.Cancelled)
 
 
-def _untouched(worker: Any) -> bool:
-    """Whether a request that raised left *worker* as it was: a port still open or
-    an in-process worker still alive, with no request abandoned (nothing was
-    sent, as for a ``LocalProtocolError`` or a timeout before the write). Workers
-    of other kinds cannot say: False, and the pool removes them to be safe."""
+def _accountable(worker: Any) -> bool:
+    """Whether *worker*, after a request of it raised, can say what is still owed:
+    a port still open or an in-process worker still alive, whose
+    ``abandoned_requests`` counts the requests given up on. Workers of other
+    kinds cannot say: False, and the pool treats their request as unfinished."""
     from nursemaid.workers._port import Port, PortState
 
     if isinstance(worker, Port):
-        return worker.state is PortState.OPEN and not worker.abandoned_requests
+        return worker.state is PortState.OPEN
     if isinstance(worker, InProcessWorker):
-        return worker.returncode is None and not worker.abandoned_requests
+        return worker.returncode is None
     return False
+
+
+def _untouched(worker: Any) -> bool:
+    """Whether a request that raised left *worker* as it was: accountable, with no
+    request abandoned (nothing was sent, as for a ``LocalProtocolError`` or a
+    timeout before the write, or nothing is owed any more)."""
+    return _accountable(worker) and not worker.abandoned_requests
 
 
 def _describe(exc: BaseException | None) -> str:
