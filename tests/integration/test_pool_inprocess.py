@@ -12,6 +12,7 @@ import contextvars
 import math
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -1400,6 +1401,38 @@ async def test_in_process_workers_answer_ping_unknown_ops_timeouts_and_death(
         assert info.value.stderr_tail == "bye\n"
     with pytest.raises(UsageError, match="handlers must be a mapping"):
         InProcessWorkers([("slow", slow)])  # type: ignore[arg-type]
+
+
+async def test_an_in_process_request_runs_its_handler_exactly_when_it_says_it_did() -> None:
+    # As a port writes nothing once the time is up or its caller is cancelled, an
+    # in-process worker does not call the handler then; and a plain handler that
+    # has run is never reported as timed out or cancelled (that would say it did
+    # not happen, and count the worker's request abandoned).
+    calls: list[object] = []
+
+    def record(args: object) -> object:
+        calls.append(args)
+        return args
+
+    def slow(seconds: float) -> str:
+        time.sleep(seconds)  # the handler's own blocking work, past the deadline
+        return "done"
+
+    factory = InProcessWorkers({"record": record, "slow": slow})
+    async with factory.open_worker(0) as worker:
+        with pytest.raises(RequestTimeout, match="'record' was not run: its timeout of 0 s"):
+            await worker.request("record", 1, timeout=0)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await worker.request("record", 2)
+        assert scope.cancelled_caught
+        assert await worker.request("slow", 0.02, timeout=0.001) == "done"
+        assert (calls, worker.abandoned_requests) == ([], 0)
+    async with open_pool(factory, size=1) as pool:
+        with pytest.raises(RequestTimeout, match="was not run"):
+            await pool.execute("record", 4, timeout=0)
+        stats = pool.statistics()
+        assert (stats.restarts, stats.idle, calls) == (0, 1, [])
 
 
 async def test_closing_during_a_health_check_does_not_wait_for_the_ping(

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -80,7 +81,10 @@ class InProcessWorker:
                 as a port's request does when its process dies under it.
             PortClosed: the worker had already exited, or was closed during the
                 request.
-            RequestTimeout: the handler took longer than *timeout*.
+            RequestTimeout: an ``async`` handler took longer than *timeout*, or
+                the time ran out before the handler was called (then it is not
+                called, and nothing is owed). A plain handler, once called,
+                runs to its end and its result is returned.
         """
         if self.returncode is not None:
             raise PortClosed(
@@ -115,7 +119,7 @@ class InProcessWorker:
             await trio.lowlevel.checkpoint()
             raise _remote_error(op, exc) from None
         if inspect.isawaitable(result):
-            return await self._run(op, lambda: result, None), True
+            return await self._run(op, lambda: result, None, called=True), True
         return result, False
 
     async def _run(
@@ -123,17 +127,34 @@ class InProcessWorker:
         op: str,
         call: Callable[[], Any],
         timeout: float | None,  # noqa: ASYNC109 (request's own, passed on)
+        *,
+        called: bool = False,
     ) -> Any:
-        """Finish *call* (the handler, called or to be called) as the worker's request."""
-        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+        """Finish *call* (the handler, called or to be called) as the worker's request.
+
+        *called*: the handler has been called already (*call* returns the
+        awaitable it gave). Otherwise a handler is not called once the time is up
+        or the caller is cancelled, as a port writes nothing then.
+        """
+        with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
+            if not called:
+                await trio.lowlevel.checkpoint_if_cancelled()
             with trio.CancelScope() as life:
                 self._life_scopes.add(life)
                 try:
-                    return await self._call(call, op)
+                    called = True
+                    result = await self._call(call, op)
                 except trio.Cancelled:
                     if not life.cancel_called:  # a timeout or the caller's cancellation
                         self.abandoned_requests += 1
                     raise
+                except RemoteError:
+                    if not life.cancel_called:
+                        raise
+                    # The handler crashed its worker, then raised: the crash is the news.
+                else:
+                    if not life.cancel_called:
+                        return result
                 finally:
                     self._life_scopes.discard(life)
             error = WorkerCrashed if self._ending == "crashed" else PortClosed
@@ -143,18 +164,25 @@ class InProcessWorker:
                 stderr_tail=self._stderr,
             )
         assert scope.cancelled_caught
+        if not called:
+            raise RequestTimeout(
+                f"in-process worker {self.worker_id}: {op!r} was not run: its timeout of "
+                f"{timeout:g} s ran out first; the worker is still usable"
+            )
         raise RequestTimeout(f"in-process worker {self.worker_id}: no reply to {op!r} in time")
 
     async def _call(self, call: Callable[[], Any], op: str) -> Any:
         try:
             result = call()
             if inspect.isawaitable(result):
-                result = await result
-            else:
-                await trio.lowlevel.checkpoint()
+                return await result
         except Exception as exc:
-            await trio.lowlevel.checkpoint()  # a handler that raised at once: still one
+            # A plain handler that raised has finished, as has one that returned:
+            # their schedule point cannot be a cancel point (a Cancelled would say
+            # the call did not happen, and count it abandoned).
+            await trio.lowlevel.cancel_shielded_checkpoint()
             raise _remote_error(op, exc) from None
+        await trio.lowlevel.cancel_shielded_checkpoint()
         return result
 
     async def wait_exited(self) -> int:
