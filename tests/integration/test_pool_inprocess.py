@@ -625,19 +625,29 @@ async def test_checkout_hooks_cut_short_by_the_deadline_do_not_count_against_the
         assert pool.statistics().restarts == 3
 
 
+@pytest.mark.parametrize("in_nursery", [False, True], ids=["awaiting", "in a nursery"])
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "mid-request"])
 async def test_a_client_cancelled_inside_its_checkout_hook_never_leaks_the_worker(
-    autojump_clock: object, busy: bool
+    autojump_clock: object, busy: bool, in_nursery: bool
 ) -> None:
     # The worker stays if the hook left nothing on it, and is replaced if it did.
+    # A hook that waits in a nursery is cancelled with a group of Cancelled: the
+    # same cancellation, judged the same way.
     entered = trio.Event()
+
+    async def wait(lease: Lease) -> None:
+        if busy:
+            await lease.request("sleep", 60)
+        await trio.sleep_forever()
 
     async def handle_checkout(lease: Lease) -> Keep:
         if not entered.is_set():
             entered.set()
-            if busy:
-                await lease.request("sleep", 60)
-            await trio.sleep_forever()
+            if in_nursery:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(wait, lease)
+            else:
+                await wait(lease)
         return Keep()
 
     async def client(pool: Any) -> None:

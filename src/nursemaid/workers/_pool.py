@@ -1088,7 +1088,7 @@ class Pool:
                     reason = await self._run_hook("handle_checkout", self._handle_checkout, lease)
             except BaseException as exc:  # hand the worker back, then re-raise
                 lease._slot = None
-                if isinstance(exc, trio.Cancelled):
+                if _cancellation(exc):  # a nursery in the hook raises a group of them
                     remove = _unfinished(lease, slot, "handle_checkout (cancelled)", "")
                 else:
                     remove = (
@@ -1380,6 +1380,13 @@ def _harmless(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split((RemoteError, trio.Cancelled))[1] is None
     return isinstance(exc, RemoteError | trio.Cancelled)
+
+
+def _cancellation(exc: BaseException) -> bool:
+    """Whether *exc* is a ``Cancelled``, or a group of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
 
 
 def _accountable(worker: Any) -> bool:
