@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -228,6 +229,29 @@ def test_rule_waiting_on_a_later_step_fails_with_a_clear_message() -> None:
     failure = _failure_of(machine.test(FAILING))
     assert "rule 'wait_forever' did not return within 5.0 s" in str(failure)
     assert "harness.start_soon()" in str(failure)
+
+
+@pytest.mark.slow
+def test_a_machine_run_is_not_held_to_hypothesis_default_deadline() -> None:
+    # A user's settings built on hypothesis's defaults carry its 200 ms deadline
+    # (nursemaid's own profiles do not, so the default profile is named here): a
+    # whole run of steps may take longer, and must not fail for it.
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="slow checks", max_steps=1)
+    checks: list[float] = []
+
+    @machine.rule()
+    async def step(harness: Harness) -> None:
+        await trio.lowlevel.checkpoint()
+
+    @machine.invariant
+    def slow(harness: Harness) -> None:  # checked before the first step too
+        time.sleep(0.25)  # its own blocking work, in real time
+        checks.append(0.25)
+
+    defaults = settings.get_profile("default")
+    assert defaults.deadline is not None
+    machine.test(settings(defaults, max_examples=1, database=None))()
+    assert checks
 
 
 def test_virtual_time_passes_only_when_a_rule_waits() -> None:

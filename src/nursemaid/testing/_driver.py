@@ -368,10 +368,10 @@ class TrioStateMachine(Generic[S]):
             test_bounded_resource = machine.test(settings(max_examples=200))
 
         Args:
-            settings: hypothesis settings for it. Default: the loaded profile's,
-                with ``deadline=None`` (an example is a whole run of many steps,
-                and hypothesis's 200 ms default deadline would make long runs
-                flaky).
+            settings: hypothesis settings for it. Default: the loaded profile's.
+                Either way the ``deadline`` is ``None`` unless you chose another
+                than hypothesis's default (200 ms): an example is a whole run of
+                many steps, which that deadline would fail at random.
         """
 
         def run_machine(data: st.DataObject) -> None:
@@ -380,7 +380,11 @@ class TrioStateMachine(Generic[S]):
         # Named before @given wraps it, so hypothesis reports the machine's name.
         run_machine.__name__ = run_machine.__qualname__ = "test_" + _identifier(self.name)
         test = given(data=st.data())(run_machine)
-        return (settings if settings is not None else Settings(deadline=None))(test)
+        if settings is None:
+            settings = Settings(deadline=None)
+        elif settings.deadline == Settings.get_profile("default").deadline:
+            settings = Settings(settings, deadline=None)
+        return settings(test)
 
     async def _main(self, data: st.DataObject, harness: Harness) -> None:
         setup: Setup = self.setup if self.setup is not None else _harness_as_state
