@@ -95,6 +95,7 @@ async def test_a_frame_split_across_reads_is_reassembled() -> None:
         (b'{"op": "ping"}', b"no usable 'id'"),
         (b'{"id": "7", "op": "ping"}', b"no usable 'id'"),
         (b'{"id": true, "op": "ping"}', b"no usable 'id'"),
+        (b"[" * 100_000, b"not a JSON request"),  # nested past Python's recursion limit
     ],
 )
 async def test_request_whose_id_cannot_be_read_exits_2_with_a_message(

@@ -308,7 +308,7 @@ def _loop(
         for payload in payloads:
             try:
                 request = loads(payload)
-            except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
                 _fatal(f"a frame is not a JSON request ({exc}): {bytes(payload[:60])!r}")
             reply, stop = _answer(table, request, payload, dumps)
             size = len(reply)
