@@ -636,13 +636,13 @@ async def test_a_client_cancelled_inside_its_checkout_hook_never_leaks_the_worke
     entered = trio.Event()
 
     async def wait(lease: Lease) -> None:
+        entered.set()  # the request below is in flight before anyone else runs
         if busy:
             await lease.request("sleep", 60)
         await trio.sleep_forever()
 
     async def handle_checkout(lease: Lease) -> Keep:
         if not entered.is_set():
-            entered.set()
             if in_nursery:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(wait, lease)
@@ -1688,3 +1688,32 @@ async def test_a_lease_ended_while_another_task_still_runs_its_request_removes_t
             await trio.testing.wait_all_tasks_blocked()
         assert _stop_causes(seen) == ["its lease ended with a request in flight (no exception)"]
     assert len(errors) == 1
+
+
+@pytest.mark.parametrize("call", ["checkout", "execute"])
+async def test_a_pool_with_only_a_checkin_hook_times_waiters_out_at_its_checkout_timeout(
+    autojump_clock: object, call: str
+) -> None:
+    # Without handle_checkout there is no hook for the checkout's deadline to
+    # bound, so queued clients are timed out by the pool's timer, as in a pool
+    # without hooks: exactly checkout_timeout after they queued.
+    async def handle_checkin(lease: Lease, error: BaseException | None) -> Keep:
+        return Keep()
+
+    async def queue(pool: Pool) -> None:
+        if call == "execute":
+            await pool.execute("echo", 1)
+            return
+        async with pool.checkout():
+            pytest.fail("served while the only worker is leased")  # pragma: no cover
+
+    async with open_pool(
+        Fleet().factory, size=1, checkout_timeout=1.5, handle_checkin=handle_checkin
+    ) as pool:
+        async with pool.checkout():
+            start = trio.current_time()
+            with pytest.raises(CheckoutTimeout):
+                await queue(pool)
+            assert trio.current_time() - start == 1.5
+            assert pool.statistics().waiting == 0
+        assert await pool.execute("echo", 2) == 2

@@ -1075,13 +1075,13 @@ class Pool:
         pool give up on everybody. A hook that returns ``Keep()`` with a request of
         its unfinished refuses the worker in effect: it is removed as a refusal is.
         """
+        if self._handle_checkout is None:  # hooked by handle_checkin only: as checkout()
+            return Lease(await self._acquire_slot(session, timeout), session)
         seconds = self._checkout_timeout if timeout is None else timeout
         deadline = _current_time() + seconds
         while True:
             slot = await self._acquire_slot(session, seconds, deadline)
             lease = Lease(slot, session)
-            if self._handle_checkout is None:  # hooked by handle_checkin only
-                return lease
             began = _current_time()
             try:
                 with trio.move_on_at(deadline) as hook_scope:
