@@ -29,6 +29,7 @@ from nursemaid import (
     RemoteProtocolError,
     RequestTimeout,
     StartError,
+    Supervisor,
     WorkerCrashed,
     open_port,
     open_supervisor,
@@ -639,6 +640,36 @@ async def test_inside_a_brutal_kill_child_the_worker_is_killed_at_once_without_w
             pass
     assert ports[0].returncode == -signal.SIGKILL
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_supervisor_out_of_shutdown_time_cuts_its_ports_graces_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The port child's own shutdown is 5 s a step, but its supervisor (a child
+    # with 0.2 s) runs out first and kills what it has left: the port's graces end
+    # then, and the worker gets SIGKILL without a SIGTERM first, so the tree stops
+    # within its parent's bound (without that, the close would take 10 s).
+    ports = []
+
+    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_port(raw("stubborn"), codec="raw") as port:
+            ports.append(port)
+            await port.send(b"up?")  # the reply proves SIGTERM is already ignored
+            await port.receive()
+            task_status.started()
+            await trio.sleep_forever()
+
+    inner = Supervisor([ChildSpec("worker", child, shutdown=5)], name="inner")
+    with trio.fail_after(BOUND):
+        async with open_supervisor([inner.child_spec(shutdown=0.2)]):
+            pass
+    assert ports[0].returncode == -signal.SIGKILL
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        f"worker pid {ports[0].pid}: its supervisor, out of shutdown time, killed the "
+        "child during the grace after stdin close; sending SIGKILL"
+    ) in warnings
+    assert not [w for w in warnings if "sending SIGTERM" in w]
 
 
 async def test_port_used_after_its_block_raises_port_closed() -> None:

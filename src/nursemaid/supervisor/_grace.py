@@ -35,7 +35,7 @@ import trio
 
 from nursemaid.supervisor._spec import DEFAULT_SHUTDOWN
 
-__all__ = ["ChildContext", "current_shutdown", "shutdown_grace"]
+__all__ = ["ChildContext", "current_shutdown", "shutdown_grace", "until_killed"]
 
 
 class ChildContext:
@@ -128,6 +128,35 @@ def shutdown_grace(*, default: float = DEFAULT_SHUTDOWN) -> Iterator[trio.Cancel
         with scope:
             yield scope
         return
+    if context._graces is None:
+        context._graces = set()
+    context._graces.add(scope)
+    try:
+        with scope:
+            yield scope
+    finally:
+        context._graces.discard(scope)
+
+
+@contextmanager
+def until_killed() -> Iterator[trio.CancelScope]:
+    """A shielded scope with no deadline that the supervisor's *kill* cancels.
+
+    For clean-up that keeps its own clock (a port's close sequence gives each of
+    its steps the child's shutdown in full: :func:`shutdown_grace` would share
+    one budget between them) but must still stop at once when the child's
+    supervisor, out of time itself, kills the children it has left. If that has
+    happened already, the scope starts cancelled. Outside a supervised child
+    nothing kills it.
+    """
+    context = _current.get()
+    scope = trio.CancelScope(shield=True)
+    if context is None:
+        with scope:
+            yield scope
+        return
+    if context.killed:
+        scope.cancel()
     if context._graces is None:
         context._graces = set()
     context._graces.add(scope)

@@ -103,6 +103,7 @@ from nursemaid.protocol._envelope import (
 )
 from nursemaid.protocol._framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from nursemaid.supervisor import current_shutdown
+from nursemaid.supervisor._grace import until_killed
 from nursemaid.supervisor._spec import DEFAULT_SHUTDOWN
 
 __all__ = ["STDERR_LOG_LEVEL", "STDERR_TAIL_LINES", "Port", "open_port"]
@@ -905,21 +906,33 @@ class Port:
         self._break("its open_port() block has ended")
         process = self._process
         logger = self._logger
-        if grace > 0:
-            with trio.move_on_after(grace):
-                await self._exited.wait()
-            if not self._exited.is_set():
-                logger.warning(
-                    "worker pid %d ignored stdin close for %s s; sending SIGTERM",
-                    self.pid,
-                    _seconds(grace),
-                )
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
+        signal_sent = "stdin close"
+        # A supervisor that ran out of time kills its children: then the graces
+        # end at once, and the worker gets SIGKILL (until_killed).
+        with until_killed() as killed:
+            if grace > 0:
                 with trio.move_on_after(grace):
                     await self._exited.wait()
+                if not self._exited.is_set() and not killed.cancel_called:
+                    logger.warning(
+                        "worker pid %d ignored stdin close for %s s; sending SIGTERM",
+                        self.pid,
+                        _seconds(grace),
+                    )
+                    signal_sent = "SIGTERM"
+                    with contextlib.suppress(ProcessLookupError):
+                        process.terminate()
+                    with trio.move_on_after(grace):
+                        await self._exited.wait()
         if not self._exited.is_set():
-            if grace > 0:
+            if killed.cancel_called:
+                logger.warning(
+                    "worker pid %d: its supervisor, out of shutdown time, killed the "
+                    "child during the grace after %s; sending SIGKILL",
+                    self.pid,
+                    signal_sent,
+                )
+            elif grace > 0:
                 logger.warning(
                     "worker pid %d ignored SIGTERM for %s s; sending SIGKILL",
                     self.pid,
