@@ -216,3 +216,43 @@ async def test_repr_shows_the_running_children_and_the_log(autojump_clock: MockC
         await nursery.start(sup.run)
         assert repr(kids) == "<ScriptedChildren running=['a'] log=[('start', 'a')]>"
         await sup.stop()
+
+
+async def test_crash_returns_once_a_siblings_cleanup_and_the_restart_are_done(
+    autojump_clock: MockClock,
+) -> None:
+    # Every task blocked is not quiet yet while a stopped sibling sleeps through
+    # its clean-up: crash() waits for that, and for the restart after it.
+    kids = ScriptedChildren()
+    kids.cleanup["a"] = 2.0
+    specs = [kids.spec("a", shutdown=5.0), kids.spec("b")]
+    async with open_supervisor(specs, strategy=Strategy.ONE_FOR_ALL) as sup:
+        kids.take()
+        start = trio.current_time()
+        await kids.crash("b")
+        assert trio.current_time() - start == 2.0
+        assert kids.take() == [("crash", "b"), ("stop", "a"), ("start", "a"), ("start", "b")]
+        assert {c.id: c.state for c in sup.which_children()} == {
+            "a": ChildState.RUNNING,
+            "b": ChildState.RUNNING,
+        }
+
+
+async def test_every_task_waiting_for_failed_starts_wakes(autojump_clock: MockClock) -> None:
+    kids = ScriptedChildren()
+    woke: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await kids.wait_failed_starts(1)
+        woke.append(name)
+
+    with trio.fail_after(60):  # virtual: a waiter left asleep fails the test
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter, "first")
+            nursery.start_soon(waiter, "second")
+            await trio.testing.wait_all_tasks_blocked()
+            kids.fail_start["a"] = 1
+            with pytest.raises(StartError):
+                async with open_supervisor([kids.spec("a")]):
+                    pass  # pragma: no cover
+    assert sorted(woke) == ["first", "second"]

@@ -254,6 +254,34 @@ def test_a_machine_run_is_not_held_to_hypothesis_default_deadline() -> None:
     assert checks
 
 
+def test_a_rules_own_timeout_is_its_failure_not_the_step_timeout() -> None:
+    # The step timeout is the harness's; a rule that times itself out (its own
+    # trio.fail_after, well inside the step timeout) fails with its own error.
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="own timeout", step_timeout=5.0)
+
+    @machine.rule()
+    async def wait_for_reply(harness: Harness) -> None:
+        with trio.fail_after(1.0):
+            await trio.sleep(2.0)
+
+    with pytest.raises(trio.TooSlowError) as info:
+        machine.test(FAILING)()
+    assert "await wait_for_reply(state)" in _log(info.value)
+
+
+def test_runs_of_an_average_of_one_step_do_take_steps() -> None:
+    # average_steps is the mean run length: even 1 must run rules (once it ran
+    # none, and a machine whose every rule fails passed).
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="short", average_steps=1)
+
+    @machine.rule()
+    async def broken(harness: Harness) -> None:
+        raise RuntimeError("the rule ran")
+
+    with pytest.raises(RuntimeError, match="the rule ran"):
+        machine.test(FAILING)()
+
+
 def test_virtual_time_passes_only_when_a_rule_waits() -> None:
     seen: list[float] = []
     machine: TrioStateMachine[Harness] = TrioStateMachine(name="clock")

@@ -233,10 +233,12 @@ class TrioStateMachine(Generic[S]):
             :func:`autojump_clock`.
         max_steps: at most this many steps per example. Default
             :data:`DEFAULT_MAX_STEPS`.
-        average_steps: how long hypothesis makes runs before shrinking. Default
-            :data:`DEFAULT_AVERAGE_STEPS`.
+        average_steps: the mean number of steps of a run before shrinking (at
+            least 1). Default :data:`DEFAULT_AVERAGE_STEPS`.
         step_timeout: a rule still running after this many seconds (of the run's
-            clock) fails the example. Default :data:`DEFAULT_STEP_TIMEOUT`.
+            clock) fails the example. Default :data:`DEFAULT_STEP_TIMEOUT`. A
+            rule's own timeout (its ``trio.fail_after``) fails it with its own
+            ``TooSlowError``.
         swarm: *swarm testing* (default True): each run first draws a subset of
             rules to switch off (shrinking towards none), so some runs hammer a
             few rules hard instead of spreading thin over all of them (the
@@ -435,15 +437,16 @@ class TrioStateMachine(Generic[S]):
         await self._bounded(step.rule.name, "rule", step.rule.function(state, **step.arguments))
 
     async def _bounded(self, name: str, what: str, call: Awaitable[object]) -> None:
-        try:
-            with trio.fail_after(self.step_timeout):
-                await call
-        except trio.TooSlowError:
+        # move_on_after, not fail_after: a TooSlowError of the rule's own (its
+        # trio.fail_after) is the rule's failure and must come out as it is.
+        with trio.move_on_after(self.step_timeout) as scope:
+            await call
+        if scope.cancelled_caught:
             raise AssertionError(
                 f"{what} {name!r} did not return within {self.step_timeout!r} s of the "
                 "run's clock; if it waits for something a later step does, start it in the "
                 "background with harness.start_soon() instead"
-            ) from None
+            )
 
     async def _check_invariants(self, state: S, harness: Harness) -> None:
         await trio.testing.wait_all_tasks_blocked()
@@ -463,8 +466,9 @@ def _next_step(
     draw: st.DrawFn, enabled: list[Rule], state: object, average_steps: int
 ) -> _Step | _EndOfRun:
     # Invariant: one draw per step, so hypothesis can delete a whole step while
-    # shrinking, and "go on?" shrinks towards 0 = stop (shorter runs).
-    if draw(st.integers(0, average_steps - 1)) == 0:
+    # shrinking, and "go on?" shrinks towards 0 = stop (shorter runs). Stopping
+    # with chance 1 / (average_steps + 1) at each step makes that the mean length.
+    if draw(st.integers(0, average_steps)) == 0:
         return _END_OF_RUN
     rule = draw(st.sampled_from(enabled))
     arguments = {

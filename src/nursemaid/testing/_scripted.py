@@ -123,8 +123,9 @@ class ScriptedChildren:
 
     Rules:
         :meth:`crash` and :meth:`exit` wait until every task is blocked
-        (``trio.testing.wait_all_tasks_blocked``), so when they return the
-        supervisor has finished dealing with the exit, restarts included. Use
+        (``trio.testing.wait_all_tasks_blocked``) and no child is still in its
+        ``cleanup``, so when they return the supervisor has finished dealing with
+        the exit, restarts included. Use
         :meth:`crash_nowait` and :meth:`exit_nowait` to give several orders at once
         or when something keeps running (a restart loop that never settles, a
         busy task), and wait for what you expect yourself.
@@ -139,7 +140,9 @@ class ScriptedChildren:
         # Invariant: an id is a key while its child is between started() and its end.
         self._running: dict[Hashable, _Incarnation] = {}
         self._starts = 0
-        self._start_failed = trio.Event()
+        self._start_failed = trio.Event()  # set, then replaced, at each failed start
+        self._cleaning = 0  # children inside their clean-up now
+        self._cleaned = trio.Event()  # set, then replaced, when that drops to 0
 
     def __repr__(self) -> str:
         return f"<ScriptedChildren running={sorted(self._running, key=repr)!r} log={self.log!r}>"
@@ -177,7 +180,7 @@ class ScriptedChildren:
             UsageError: if *id* is not running or already has an order.
         """
         self.crash_nowait(id)
-        await trio.testing.wait_all_tasks_blocked()
+        await self._settle()
 
     async def exit(self, id: Hashable) -> None:
         """Make child *id* return normally, and wait until all is quiet.
@@ -186,7 +189,7 @@ class ScriptedChildren:
             UsageError: if *id* is not running or already has an order.
         """
         self.exit_nowait(id)
-        await trio.testing.wait_all_tasks_blocked()
+        await self._settle()
 
     def crash_nowait(self, id: Hashable) -> None:
         """Tell child *id* to raise :class:`ScriptedCrash` when it next runs.
@@ -207,10 +210,17 @@ class ScriptedChildren:
     async def wait_failed_starts(self, n: int) -> None:
         """Wait until *n* starts have failed in all (at once if they already have)."""
         while self.failed_starts < n:
-            self._start_failed = trio.Event()
             await self._start_failed.wait()
 
     # ------------------------------------------------------------- internals
+
+    async def _settle(self) -> None:
+        # Every task blocked is not yet quiet while a child sleeps through its
+        # clean-up (the restart comes after it): wait for those to end too.
+        await trio.testing.wait_all_tasks_blocked()
+        while self._cleaning:
+            await self._cleaned.wait()
+            await trio.testing.wait_all_tasks_blocked()
 
     def _order(self, id: Hashable, order: _Order) -> None:
         incarnation = self._running.get(id)
@@ -243,6 +253,7 @@ class ScriptedChildren:
             self.fail_start[id] = left - 1 if left > 0 else left
             self.failed_starts += 1
             self._start_failed.set()
+            self._start_failed = trio.Event()
             raise ScriptedStartFailure(id)
         incarnation = self._running[id] = _Incarnation()
         self._starts += 1
@@ -252,8 +263,15 @@ class ScriptedChildren:
         except trio.Cancelled:
             self.log.append(("stop", id))
             if id in self.cleanup:
-                with shutdown_grace() as grace:
-                    await trio.sleep(self.cleanup[id])
+                self._cleaning += 1
+                try:
+                    with shutdown_grace() as grace:
+                        await trio.sleep(self.cleanup[id])
+                finally:
+                    self._cleaning -= 1
+                    if not self._cleaning:
+                        self._cleaned.set()
+                        self._cleaned = trio.Event()
                 if grace.cancelled_caught:
                     self.grace_cut.append(id)
             raise
