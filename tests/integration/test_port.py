@@ -171,6 +171,24 @@ async def test_stray_prints_in_a_handler_go_to_stderr_not_into_the_frame_stream(
     assert any("a stray print hello" in message for message in logged)
 
 
+async def test_text_printed_before_serve_and_still_buffered_goes_to_stderr(
+    tmp_path: Path,
+) -> None:
+    # A program's banner printed before serve() sits in Python's stdout buffer
+    # (stdout is a pipe: block-buffered); serve must not flush it into the frames.
+    worker = tmp_path / "banner_worker.py"
+    worker.write_text(
+        "print('loading model...')\n"
+        "from nursemaid import serve\n"
+        "serve({'echo': lambda args: args})\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, str(worker)], env=env) as port:
+            assert await port.request("echo", "hi") == "hi"
+        assert "loading model..." in port.stderr_tail()
+
+
 # ---- timeouts and cancellation ----------------------------------------------------------
 
 

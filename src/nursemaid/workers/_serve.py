@@ -255,10 +255,12 @@ def _check_handlers(handlers: Mapping[str, Callable[[Any], Any]]) -> dict[str, A
 
 def _private_stdio() -> tuple[int, int]:
     """Move the frame pipes to private descriptors; point 0 at /dev/null, 1 at stderr."""
-    sys.stdout.flush()
     in_fd = os.dup(0)  # os.dup's copies are not inheritable: subprocesses don't get them
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    # Only now: what the program printed before serve() and Python still buffers
+    # goes to stderr with the rest, not into the frame stream.
+    sys.stdout.flush()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
