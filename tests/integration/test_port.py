@@ -461,6 +461,38 @@ async def test_worker_that_closes_stdout_but_lives_is_worker_crashed_without_a_s
             assert port.state is PortState.CLOSED
 
 
+async def test_a_timeout_that_cuts_the_wait_for_a_lost_workers_status_is_still_worker_crashed() -> (
+    None
+):
+    # The worker closed its stdout under the request, and the request's timeout
+    # ran out while the port waited for the exit status: the error is the crash
+    # (it says why the status is missing), not a bare PortClosed.
+    with trio.fail_after(BOUND):
+        async with open_port(raw("close-stdout"), shutdown=0.05) as port:
+            with pytest.raises(WorkerCrashed, match="closed its stdout") as info:
+                await port.request("anything", timeout=0.1)
+            assert "timeout of 0.1 s ran out before its exit status came" in str(info.value)
+            assert port.state is PortState.CLOSED
+
+
+async def test_a_timeout_that_cuts_a_frame_half_written_is_a_request_timeout_saying_so(
+    fifo: tuple[str, int],
+) -> None:
+    # The worker is busy in a handler, so it reads nothing, and a large frame
+    # fills the pipe: the timeout cuts it half-written. The stream is out of step,
+    # so the port closes, and the RequestTimeout says that, and why.
+    path, release = fifo
+    with trio.fail_after(BOUND):
+        async with open_port(CALC, shutdown=0.05) as port:
+            with pytest.raises(RequestTimeout):
+                await port.request("wait", path, timeout=0.01)  # now busy until released
+            with pytest.raises(RequestTimeout, match=r"after writing \d+ of the \d+ bytes") as info:
+                await port.request("echo", "x" * 1_000_000, timeout=0.05)
+            assert "the port is closed" in str(info.value)
+            assert port.state is PortState.CLOSED
+            os.write(release, b"go\n")
+
+
 async def test_cancel_while_waiting_for_a_crashed_workers_status_leaves_the_port_closed() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("close-stdout"), shutdown=0.05) as port:

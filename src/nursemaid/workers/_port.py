@@ -179,6 +179,7 @@ class Port:
         "__weakref__",
         "_abandoned",
         "_codec",
+        "_cut_frame",
         "_decode_reply",
         "_decoder",
         "_dumps",
@@ -188,6 +189,7 @@ class Port:
         "_fast_limit",
         "_loads",
         "_logger",
+        "_lost_reason",
         "_misses",
         "_next_id",
         "_owner",
@@ -253,6 +255,11 @@ class Port:
         self._owner: trio.lowlevel.Task | None = owner
         self._state = PortState.OPEN
         self._reason = ""
+        # How the port closed when a call of the owner's closed it (so a timeout
+        # that cut that call short can still name it): the worker lost (its
+        # reason), or a frame cut off half-written ((written, size)).
+        self._lost_reason: str | None = None
+        self._cut_frame: tuple[int, int] | None = None
         self._next_id = 1
         self._misses = 0  # yields in a row that did not bring the reply
         self._skipped = 0  # chances to yield passed up since the last try
@@ -383,11 +390,15 @@ class Port:
                 raised, or it does not know *op*). The port is fine.
             RequestTimeout: no reply within *timeout*. The port is fine; the late
                 reply will be discarded when it comes (if the time ran out before
-                the request was written, nothing was sent, and the error says so).
+                the request was written, nothing was sent, and the error says so;
+                if it ran out with the frame half-written, the port is closed, and
+                the error says that).
             LocalProtocolError: *args* cannot be encoded, or the request is over
                 ``max_frame``. Nothing was written; the port is fine.
             WorkerCrashed: the worker exited (or closed its stdout, or stopped
-                reading its stdin) before answering. The port is now closed.
+                reading its stdin) before answering. The port is now closed. (Also
+                when *timeout* ran out while the port waited for the exit status:
+                then ``returncode`` may be ``None``.)
             PortClosed: the port was already closed when the call began.
             RemoteProtocolError: the worker sent something that is not a valid
                 reply, or a reply to an id nobody asked for. The port is closed.
@@ -415,7 +426,7 @@ class Port:
                     return value
                 raise RemoteError(value.type, value.message, value.traceback, op=op)
             if self._state is not PortState.OPEN:
-                raise self._closed_error()
+                raise self._closed_under_timeout(op, request_id, timeout)
             if request_id not in self._abandoned:  # the time ran out before the write
                 raise RequestTimeout(
                     f"request {op!r} (id {request_id}) to port {self.name!r} (pid {self.pid}) "
@@ -827,6 +838,7 @@ class Port:
                     await self._lost(f"the worker stopped reading its stdin ({exc.strerror})")
         except BaseException:
             if 0 < written < size:
+                self._cut_frame = (written, size)
                 self._break(
                     f"a write was interrupted after {written} of the {size} bytes of a frame, "
                     f"so the stream is out of step"
@@ -887,16 +899,37 @@ class Port:
         cancellation during it leaves nothing out of step (the caller just gets
         ``Cancelled`` instead of the error).
         """
+        self._lost_reason = reason
         self._break(reason)
         with trio.move_on_after(EXIT_STATUS_WAIT):
             await self._exited.wait()
             await self._stderr_done.wait()
-        raise WorkerCrashed(
-            f"{self._label()} lost its worker: {reason}; the port is closed",
+        raise self._crashed_error(reason)
+
+    def _crashed_error(self, reason: str, note: str = "") -> WorkerCrashed:
+        return WorkerCrashed(
+            f"{self._label()} lost its worker: {reason}; the port is closed{note}",
             returncode=self._process.returncode,
             stderr_tail=self.stderr_tail(),
             pid=self.pid,
         )
+
+    def _closed_under_timeout(self, op: str, request_id: int, timeout: float) -> Exception:
+        """The error for a request whose *timeout* ran out after the port closed
+        under it: what closed it, named, rather than a bare PortClosed."""
+        if self._lost_reason is not None:  # the timeout cut the wait for its exit status
+            return self._crashed_error(
+                self._lost_reason,
+                f" (the request's timeout of {timeout:g} s ran out before its exit status came)",
+            )
+        if self._cut_frame is not None:
+            written, size = self._cut_frame
+            return RequestTimeout(
+                f"request {op!r} (id {request_id}) to {self._label()} ran out of its "
+                f"timeout of {timeout:g} s after writing {written} of the {size} bytes of "
+                f"its frame; the port is closed, its stream being out of step"
+            )
+        return self._closed_error()  # closed by another task (open_port's block ended)
 
     async def _close(self, grace: float) -> None:
         """Close stdin/stdout, then escalate to SIGTERM and SIGKILL; always reap.
