@@ -722,6 +722,42 @@ async def test_a_supervisor_out_of_shutdown_time_cuts_its_ports_graces_short(
     assert not [w for w in warnings if "sending SIGTERM" in w]
 
 
+_INTERRUPTED_CLOSE = """
+import os, signal, sys, threading, trio
+from nursemaid import open_port
+
+async def main():
+    async with open_port(sys.argv[1:], codec="raw", shutdown=30) as port:
+        print(port.pid, flush=True)
+        await port.send(b"up?")  # the reply proves SIGTERM is already ignored
+        await port.receive()
+        # Ctrl-C while the close sequence waits out its 30 s grace:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+try:
+    trio.run(main)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+@pytest.mark.slow
+async def test_ctrl_c_during_the_close_sequence_kills_the_worker_and_comes_out() -> None:
+    # A KeyboardInterrupt reaches shielded code too. Arriving in the close
+    # sequence, it must not leave the worker unsignalled and the port's nursery
+    # waiting for it for ever: the worker gets SIGKILL and the interrupt goes on.
+    with trio.fail_after(BOUND):
+        result = await trio.run_process(
+            [sys.executable, "-c", _INTERRUPTED_CLOSE, *raw("stubborn")],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    pid_line, outcome = result.stdout.decode().split()
+    assert outcome == "KeyboardInterrupt", result.stderr.decode()[-2000:]
+    assert not os.path.exists(f"/proc/{int(pid_line)}")  # killed and reaped
+
+
 async def test_port_used_after_its_block_raises_port_closed() -> None:
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:

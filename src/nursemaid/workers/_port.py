@@ -1192,10 +1192,19 @@ async def open_port(
             try:
                 yield port
             finally:
-                with trio.CancelScope(shield=True):
-                    inherited = current_shutdown()
-                    await port._close(shutdown if inherited is None else inherited)
-                port._stderr_scope.cancel()
+                try:
+                    with trio.CancelScope(shield=True):
+                        inherited = current_shutdown()
+                        await port._close(shutdown if inherited is None else inherited)
+                except BaseException:
+                    # Interrupted (a KeyboardInterrupt reaches shielded code too):
+                    # no more grace. SIGKILL, so the watcher task can reap it and
+                    # this nursery can end; the interruption goes on up.
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    raise
+                finally:
+                    port._stderr_scope.cancel()
     except BaseExceptionGroup as group:
         # The background tasks never raise, so the group holds what the block
         # raised: give it back unwrapped, as if there were no nursery here.
