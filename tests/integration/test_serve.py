@@ -143,6 +143,29 @@ async def test_reply_over_max_frame_becomes_an_error_reply_and_serving_continues
             assert len(await port.request("repeat", 500)) == 500
 
 
+async def test_an_error_reply_too_large_for_the_frame_keeps_its_error_without_the_traceback() -> (
+    None
+):
+    # max_frame 300: a handler's error reply carries a traceback and would not
+    # fit (packet=1 allows 255 bytes at most: the same case). The error itself
+    # still reaches the caller; a message too long to fit is cut, and says so.
+    with trio.fail_after(BOUND):
+        async with open_port([*CALC, "--max-frame", "300"]) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("fail", "bad value")
+            assert (info.value.type, info.value.message, info.value.traceback) == (
+                "ValueError",
+                "bad value",
+                "",
+            )
+            with pytest.raises(RemoteError) as info:
+                await port.request("fail", "x" * 250)  # fits; its error reply does not
+            assert info.value.type == "ValueError"
+            assert info.value.message.startswith("xxx")
+            assert info.value.message.endswith("[cut to fit the frame]")
+            assert await port.request("ping") == "pong"
+
+
 async def test_input_in_a_handler_reads_end_of_file_not_a_request() -> None:
     program = "from nursemaid import serve\nserve({'ask': lambda args: input()})\n"
     with trio.fail_after(BOUND):

@@ -342,7 +342,14 @@ def _frames(decoder: FrameDecoder) -> Iterator[bytes]:
 
 
 def _too_large(request_id: int, reply: bytes, packet: int, max_frame: int, dumps: Dumps) -> bytes:
-    """The frame to send instead of a *reply* over max_frame: an error reply, if it fits."""
+    """The frame to send instead of a *reply* over max_frame: an error reply, if it fits.
+
+    An error reply that is too large (a traceback, under packet 1 or 2) keeps
+    its error: the traceback is left out, and the message cut if need be.
+    """
+    fitted = _fit_error(request_id, reply, min(max_frame, (1 << (8 * packet)) - 1), dumps)
+    if fitted is not None:
+        return encode_frame(fitted, packet=packet, max_frame=max_frame)
     try:
         encode_frame(reply, packet=packet, max_frame=max_frame)
     except Exception as exc:  # LocalProtocolError, saying why
@@ -353,6 +360,32 @@ def _too_large(request_id: int, reply: bytes, packet: int, max_frame: int, dumps
         return encode_frame(error, packet=packet, max_frame=max_frame)
     except Exception as exc:
         _fatal(f"not even an error reply fits in max_frame={max_frame}: {exc}")
+
+
+def _fit_error(request_id: int, reply: bytes, limit: int, dumps: Dumps) -> bytes | None:
+    """*reply*, an error reply, made to fit in *limit* bytes; None if it is not one
+    or cannot fit."""
+    import json  # imported already by _json_functions: free here
+
+    try:
+        error = json.loads(reply)[wire.ERROR]
+        type_name, message = error[wire.ERROR_TYPE], error[wire.ERROR_MESSAGE]
+    except (ValueError, KeyError, TypeError):
+        return None  # a result reply: the caller answers LocalProtocolError
+    if type(type_name) is not str or type(message) is not str:
+        return None  # pragma: no cover - serve's own error replies always hold strings
+    text, cut = message, len(message)
+    while True:
+        fitted = _error_reply(dumps, request_id, type_name, text, "")
+        if len(fitted) <= limit:
+            return fitted
+        if not text:
+            return None
+        cut //= 2
+        text = message[:cut] + _CUT if cut else ""
+
+
+_CUT = " [cut to fit the frame]"
 
 
 def _answer(
