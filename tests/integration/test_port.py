@@ -493,6 +493,32 @@ async def test_a_timeout_that_cuts_a_frame_half_written_is_a_request_timeout_say
             os.write(release, b"go\n")
 
 
+_EXITS_WITH_A_HELPER = """
+import os, subprocess, sys
+# Started before serve(), the helper inherits the frame pipes on fds 0 and 1.
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+from nursemaid import serve
+serve({"helper": lambda args: helper.pid, "die": lambda args: os._exit(3)})
+"""
+
+
+@pytest.mark.slow  # waits EXIT_STATUS_WAIT (1 s) for stderr, which the helper holds too
+async def test_a_worker_exiting_while_a_process_it_started_holds_its_stdout_is_worker_crashed() -> (
+    None
+):
+    # No end of file ever comes on the worker's stdout while the helper lives: the
+    # port must learn of the exit from the process itself, not wait for the pipe.
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", _EXITS_WITH_A_HELPER], shutdown=0.05) as port:
+            helper = await port.request("helper")
+            try:
+                with pytest.raises(WorkerCrashed, match="stdout still open") as info:
+                    await port.request("die")
+            finally:
+                os.kill(helper, signal.SIGKILL)
+            assert info.value.returncode == 3
+
+
 async def test_cancel_while_waiting_for_a_crashed_workers_status_leaves_the_port_closed() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("close-stdout"), shutdown=0.05) as port:

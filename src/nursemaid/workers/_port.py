@@ -138,6 +138,9 @@ _YIELD_PROBE: Final = 64
 _YIELD_PROBE_MAX: Final = 65536
 _YIELD_SLOW_NS: Final = 50_000
 
+_HELD_OPEN: Final = (
+    ", with its stdout still open (a process it started holds it) and nothing more on it"
+)
 _HEADERS: Final = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I")}
 _ID: Final = wire.ID
 _OP: Final = wire.OP
@@ -667,10 +670,17 @@ class Port:
                     except BlockingIOError:
                         data = None if waited else self._read_after_yield(fd)
                     if data is None:
+                        if self._exited.is_set():  # and no end of file: see _watch_exit
+                            await self._lost(
+                                f"the worker exited while request {op!r} (id {request_id}) "
+                                f"waited for its reply{_HELD_OPEN}"
+                            )
                         try:
                             await _wait_readable(fd)
                         except trio.ClosedResourceError:
-                            raise self._closed_error() from None  # closed by another task
+                            if self._state is not PortState.OPEN:  # closed by another task
+                                raise self._closed_error() from None
+                            # Else _watch_exit woke us: read what the worker left.
                         waited = True
                         continue
                     if not data:
@@ -787,11 +797,15 @@ class Port:
                 await self._lost(f"reading its stdout failed ({exc}) {what}")
             if data is not None:
                 break
+            if self._exited.is_set():  # and no end of file: see _watch_exit
+                await self._lost(f"the worker exited {what}{_HELD_OPEN}")
             try:
                 await _wait_readable(fd)
             except trio.ClosedResourceError:
-                # Another task (the one leaving open_port's block) closed the port.
-                raise self._closed_error() from None
+                if self._state is not PortState.OPEN:
+                    # Another task (the one leaving open_port's block) closed the port.
+                    raise self._closed_error() from None
+                # Else _watch_exit woke us: read what the worker left.
             waited = True
         if not data:
             await self._end_of_file(what)
@@ -989,6 +1003,12 @@ class Port:
         with trio.CancelScope(shield=True):
             await self._process.wait()
         self._exited.set()
+        if self._state is PortState.OPEN:
+            # Wake a call waiting to read stdout: it reads what the worker left,
+            # and if that is nothing and no end of file either (a process the
+            # worker started holds the pipe open), it knows the worker is gone
+            # instead of waiting for as long as that process lives.
+            trio.lowlevel.notify_closing(self._stdout_fd)
         self._logger.debug("pid %d exited with status %s", self.pid, self._process.returncode)
 
     async def _read_stderr(self) -> None:
