@@ -331,12 +331,15 @@ class Port:
         This is the one way ownership moves, and only the current owner may do
         it, so it is always visible in the code that does it. Example::
 
-            async def client(port, task_status=trio.TASK_STATUS_IGNORED):
+            async def client(port, handed_over, task_status=trio.TASK_STATUS_IGNORED):
                 task_status.started(trio.lowlevel.current_task())
+                await handed_over.wait()  # not the owner before connect()
                 ...  # uses the port
 
-            task = await nursery.start(client, port)
+            handed_over = trio.Event()
+            task = await nursery.start(client, port, handed_over)
             port.connect(task)   # the opener hands the port over
+            handed_over.set()
 
         Args:
             task: the new owner (a :class:`trio.lowlevel.Task`).
