@@ -69,7 +69,8 @@ async def test_crash_after_n_requests_is_worker_crashed_with_exit_status_and_std
     with trio.fail_after(BOUND):
         async with open_port(worker("--crash-after", "2")) as port:
             assert await port.request("echo", 1) == 1
-            assert await port.request("echo", 2) == 2
+            with pytest.raises(RemoteError):  # an error reply is an answer too
+                await port.request("fail", "no")
             with pytest.raises(WorkerCrashed) as info:
                 await port.request("echo", 3)
     assert isinstance(info.value, WorkerError)

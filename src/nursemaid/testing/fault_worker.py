@@ -157,9 +157,10 @@ class _Faults:
                 _hang()
             if options.slow:
                 time.sleep(options.slow)
-            result = handler(args)
-            self.answered += 1
-            return result
+            try:
+                return handler(args)
+            finally:
+                self.answered += 1  # an error reply (the fail op, say) is an answer too
 
         return run
 
