@@ -123,19 +123,8 @@ def shutdown_grace(*, default: float = DEFAULT_SHUTDOWN) -> Iterator[trio.Cancel
     now = trio.current_time()
     context = _current.get()
     deadline = now + default if context is None else context.deadline(now)
-    scope = trio.CancelScope(shield=True, deadline=deadline)
-    if context is None:
-        with scope:
-            yield scope
-        return
-    if context._graces is None:
-        context._graces = set()
-    context._graces.add(scope)
-    try:
-        with scope:
-            yield scope
-    finally:
-        context._graces.discard(scope)
+    with _killable(context, trio.CancelScope(shield=True, deadline=deadline)) as scope:
+        yield scope
 
 
 @contextmanager
@@ -151,12 +140,20 @@ def until_killed() -> Iterator[trio.CancelScope]:
     """
     context = _current.get()
     scope = trio.CancelScope(shield=True)
+    if context is not None and context.killed:
+        scope.cancel()
+    with _killable(context, scope):
+        yield scope
+
+
+@contextmanager
+def _killable(context: ChildContext | None, scope: trio.CancelScope) -> Iterator[trio.CancelScope]:
+    """Enter *scope*, registered with *context* so that its :meth:`ChildContext.kill`
+    cancels it while it is open."""
     if context is None:
         with scope:
             yield scope
         return
-    if context.killed:
-        scope.cancel()
     if context._graces is None:
         context._graces = set()
     context._graces.add(scope)
