@@ -773,6 +773,38 @@ async def test_health_check_replaces_a_worker_that_stops_answering(autojump_cloc
         assert await pool.execute("echo", 5) == 5
 
 
+async def test_health_pings_are_not_client_leases(autojump_clock: object) -> None:
+    # The pool pinging an idle worker is not a use of it: its idle time still
+    # counts from its last client (a ping every 10 s must not keep a worker idle
+    # for 45 s alive for ever), max_uses and the statistics count clients only,
+    # and the ping leaves it where it was in the idle stack.
+    seen: list[object] = []
+    async with open_pool(
+        Fleet().factory,
+        size=2,
+        lazy=True,
+        idle_timeout=45.0,
+        health_interval=10.0,
+        max_uses=3,  # pings counted as uses would recycle both by now
+        subscribers=[seen.append],
+    ) as pool:
+        async with pool.checkout() as first, pool.checkout() as second:
+            pass  # two workers; `second` went back first, so `first` is on top
+        assert pool.statistics().checkouts == 2
+        await trio.sleep(25)  # pinged twice each meanwhile
+        pings = [t for t in seen if isinstance(t, Transition) and t.event.name == "CHECKOUT"]
+        assert len(pings) >= 2 + 4
+        stats = pool.statistics()
+        assert (stats.checkouts, [w.uses for w in stats.workers]) == (2, [1, 1])
+        assert stats.lease_time_max == 0.0
+        async with pool.checkout() as again:
+            assert again.worker_id == first.worker_id  # still the top of the stack
+        await trio.sleep(30)  # `second` last served a client 55 s ago, `first` 30 s ago
+        assert [w.id for w in pool.statistics().workers] == [first.worker_id]
+        assert "idle for 45.0 s" in _stop_causes(seen)[0]
+        assert pool.statistics().restarts == 0
+
+
 async def test_checkout_after_close_raises_pool_closed(autojump_clock: object) -> None:
     fleet = Fleet()
     async with open_pool(fleet.factory, size=1) as pool:

@@ -303,7 +303,7 @@ class WorkerInfo:
     Attributes:
         id: the worker's id (unique in its pool, never reused).
         state: its :class:`~nursemaid.workers.WorkerState`.
-        uses: how many leases it has served (health checks included).
+        uses: how many client leases it has served (health checks are not counted).
         pid: its process id (``None`` for in-process workers or before spawning).
     """
 

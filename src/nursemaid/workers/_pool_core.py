@@ -136,8 +136,10 @@ class WorkerSlot:
         "handoff",
         "home",
         "id",
+        "idle_place",
         "idle_since",
         "life",
+        "pinged",
         "request_then_yield",
         "resource",
         "scope",
@@ -150,6 +152,10 @@ class WorkerSlot:
         self.resource: Any = None
         self.uses = 0
         self.idle_since = 0.0
+        # Leased to the pool's own health check (not a client's lease), and where it
+        # stood in the idle stack before that.
+        self.pinged = False
+        self.idle_place = 0
         self.checked_out_at = 0.0
         self.home: Any = None
         self.scope: Any = None
@@ -515,11 +521,20 @@ class PoolCore:
         return math.inf
 
     def take_idle(self, slot: WorkerSlot, now: float) -> bool:
-        """Lease this particular idle worker to the pool itself (the health check)."""
+        """Lease this particular idle worker to the pool itself (the health check).
+
+        Not a client's lease: its ``uses``, the pool's ``checkouts`` and lease
+        times stay as they were, and so do its place in the idle stack and its
+        idle time (``idle_timeout`` still counts from its last client) when it
+        comes back (:meth:`_make_idle`).
+        """
         if slot.life.state is not _S.IDLE:
             return False
-        self.idle.remove(slot)
-        self._lease(slot, now)
+        slot.idle_place = self.idle.index(slot)
+        del self.idle[slot.idle_place]
+        slot.life.fire(_E.CHECKOUT, now=now)
+        slot.checked_out_at = now
+        slot.pinged = True
         return True
 
     def _lease(self, slot: WorkerSlot, now: float) -> None:
@@ -572,12 +587,16 @@ class PoolCore:
         deadlines before it runs any task), so the outcome never depends on
         whether the timer task or the task freeing the worker runs first.
         """
+        pinged, slot.pinged = slot.pinged, False
         if self.timed:
             self.expire(now)
         for waiter in self.waiters:
             if waiter.bound is None or waiter.bound == slot.id:
                 self._serve(waiter, slot, now)
                 return
+        if pinged:  # back from the health check: its place and its idle time as before
+            self.idle.insert(slot.idle_place, slot)
+            return
         slot.idle_since = now
         self.idle.append(slot)
 
@@ -609,6 +628,8 @@ class PoolCore:
         if slot.life.state is not _S.LEASED:
             return False
         slot.life.fire(_E.CHECKIN, now=now)
+        if slot.pinged:
+            return True  # the health check's lease: not in the lease times
         held = now - slot.checked_out_at
         self.lease_total += held
         if held > self.lease_max:
