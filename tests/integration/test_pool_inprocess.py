@@ -789,7 +789,8 @@ async def test_health_pings_are_not_client_leases(autojump_clock: object) -> Non
         subscribers=[seen.append],
     ) as pool:
         async with pool.checkout() as first, pool.checkout() as second:
-            pass  # two workers; `second` went back first, so `first` is on top
+            assert first.worker_id != second.worker_id
+        # `second` went back first, so `first` is on top of the idle stack
         assert pool.statistics().checkouts == 2
         await trio.sleep(25)  # pinged twice each meanwhile
         pings = [t for t in seen if isinstance(t, Transition) and t.event.name == "CHECKOUT"]
