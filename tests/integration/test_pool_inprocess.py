@@ -1750,3 +1750,23 @@ async def test_a_pool_with_only_a_checkin_hook_times_waiters_out_at_its_checkout
             assert trio.current_time() - start == 1.5
             assert pool.statistics().waiting == 0
         assert await pool.execute("echo", 2) == 2
+
+
+async def test_aclose_while_an_eager_pool_is_opening_closes_it_at_once(
+    autojump_clock: object,
+) -> None:
+    # The workers' handshakes hang: without the close, the pool would keep
+    # replacing them until it gave up with StartError. aclose() is the user's
+    # word: the pool stops waiting for them, closes, and its run ends normally.
+    fleet = Fleet()
+    fleet.ping_delay = math.inf
+    pool = Pool(fleet.factory, size=2, init_timeout=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pool.run)
+        await trio.sleep(1.0)
+        start = trio.current_time()
+        await pool.aclose()
+        assert trio.current_time() - start < 1.0  # not init_timeout, nor the give-up
+    assert all(w.returncode is not None for w in fleet.workers)
+    with pytest.raises(PoolClosed):
+        await pool.execute("echo", 1)

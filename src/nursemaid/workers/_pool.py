@@ -800,8 +800,14 @@ class Pool:
     @_ki_protected
     async def aclose(self) -> None:
         """Close the pool: refuse checkouts, wait up to the close grace for leases, stop
-        every worker, and return when all are reaped. Idempotent."""
+        every worker, and return when all are reaped. Idempotent.
+
+        An eager pool still opening (waiting for ``min_ready`` workers) stops
+        waiting and closes: its run ends normally, not with the ``StartError``
+        its failing handshakes might have led to.
+        """
         self._close_requested.set()
+        self._opened.set()  # an eager pool still opening stops waiting for its workers
         if self._runs:
             await self._closed.wait()
 
@@ -856,12 +862,13 @@ class Pool:
                         self._opened.set()
                     await self._opened.wait()
                     if self._failure is None:
-                        self._core.mark_open()
-                        if self._idle_timeout is not None or self._health_interval is not None:
-                            scope = self._maintenance = trio.CancelScope()
-                            nursery.start_soon(
-                                self._maintain, scope, name="nursemaid.pool.maintain"
-                            )
+                        if not self._close_requested.is_set():  # aclose() came while opening
+                            self._core.mark_open()
+                            if self._idle_timeout is not None or self._health_interval is not None:
+                                scope = self._maintenance = trio.CancelScope()
+                                nursery.start_soon(
+                                    self._maintain, scope, name="nursemaid.pool.maintain"
+                                )
                         task_status.started(self)
                         await self._close_requested.wait()
                 finally:
