@@ -104,6 +104,23 @@ def test_demo_json_is_the_only_line_on_stdout_and_without_faults_no_worker_is_re
     assert set(report["errors"]) <= {"RemoteError"}
     assert report["restarts"] == 0
     assert "requests" in done.stderr  # the progress went to stderr
+    # No kill, so no recovery was measured: the report does not claim 0 ms.
+    assert (report["max_recovery_ms"], report["unrecovered_kills"]) == (None, 0)
+
+
+def test_demo_requests_is_a_limit_that_sessions_keep_too() -> None:
+    # Seed 7's first client opens a session of several requests: the limit holds
+    # inside it (it used to report 4 requests for --requests 1).
+    done = subprocess.run(
+        demo_command("--requests", "1", "--clients", "1", "--seed", "7", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = last_line_json(done.stdout)
+    assert_clean(report)
+    assert report["requests"] == 1
 
 
 def test_demo_without_json_prints_a_readable_report() -> None:

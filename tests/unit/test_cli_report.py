@@ -133,3 +133,22 @@ def test_json_report_is_one_line_with_the_documented_keys() -> None:
     ):
         assert key in data
     assert data["requests"] == data["ok"] == 1
+
+
+def test_the_recovery_line_says_when_nothing_was_measured_or_a_kill_never_recovered() -> None:
+    # A run without kills measured no recovery: it must not claim "0 ms".
+    none = DemoReport.from_ledger(
+        Ledger(), pending_are_lost=True, **{**MEASURED, "max_recovery_ms": None}
+    )
+    assert "longest recovery   n/a (no kill recovered from)" in none.to_text()
+    late = DemoReport.from_ledger(Ledger(), pending_are_lost=True, **MEASURED, unrecovered_kills=3)
+    assert "12 ms after a kill; 3 kill(s) with no new worker ready by the end" in late.to_text()
+
+
+def test_the_report_says_when_the_drain_deadline_cut_requests_off() -> None:
+    ledger = Ledger()
+    ledger.start(now=0.0)  # still running when the drain deadline passed
+    report = DemoReport.from_ledger(ledger, pending_are_lost=True, **MEASURED, drain_expired=True)
+    text = report.to_text()
+    assert report.lost == 1
+    assert "  lost             1\n    (the drain deadline cut" in text

@@ -54,3 +54,14 @@ def test_the_supervisors_own_generated_files_agree_with_the_command() -> None:
     files = generated_files()
     for name, text in strategy_files().items():
         assert files[name] == text
+
+
+@pytest.mark.parametrize("extra", [["lifecycle"], ["--format", "dot"]])
+def test_write_refuses_names_and_a_format_it_would_ignore(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["diagram", "--write", str(tmp_path), *extra])
+    assert info.value.code == 2
+    assert "drop names and --format" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

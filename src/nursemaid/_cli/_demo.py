@@ -339,6 +339,8 @@ class _Run:
             async with pool.checkout(session=session, timeout=config.checkout_timeout) as lease:
                 for _ in range(rng.randrange(1, 5)):
                     if token is None:
+                        if config.requests is not None and ledger.started >= config.requests:
+                            break  # --requests is a limit, sessions included
                         token = ledger.start(now=trio.current_time())
                     await lease.request(
                         "incr", {"session": session}, timeout=config.request_timeout
@@ -452,7 +454,11 @@ class _Run:
             "supervisor_restarts": supervisor_restarts,
             "leaked_processes": len(leaked),
             "faults": self.chaos.report(),
-            "max_recovery_ms": round(max(self.chaos.recoveries, default=0.0) * 1000, 1),
+            "max_recovery_ms": (
+                round(max(self.chaos.recoveries) * 1000, 1) if self.chaos.recoveries else None
+            ),
+            "unrecovered_kills": len(self.chaos.unrecovered),
+            "drain_expired": self.drain_expired,
             "duration_s": round(elapsed, 3),
         }
 

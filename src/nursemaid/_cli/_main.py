@@ -217,10 +217,12 @@ def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0 if report.succeeded else 1
 
 
-def _run_diagram(args: argparse.Namespace) -> int:
+def _run_diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from nursemaid._cli._diagram import diagrams, write_generated
 
     if args.write is not None:
+        if args.which or args.format != "mermaid":
+            parser.error("--write writes every diagram in every format: drop names and --format")
         from pathlib import Path
 
         for path in write_generated(Path(args.write)):
@@ -236,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _run_demo(args, parser)
-    return _run_diagram(args)
+    return _run_diagram(args, parser)

@@ -131,13 +131,15 @@ class DemoReport:
     leaked_processes: int
     leaked_fds: int
     faults: Mapping[str, int]
-    max_recovery_ms: float
+    max_recovery_ms: float | None  # None: no kill was recovered from (none made, say)
     duration_s: float
     interrupted: bool
     size: int
     clients: int
     seed: int
     unnamed_errors: Mapping[str, int] = attrs.field(factory=dict)
+    unrecovered_kills: int = 0  # kills with no new worker ready by the end of the run
+    drain_expired: bool = False  # the drain deadline cut requests off (they are in `lost`)
 
     @classmethod
     def from_ledger(cls, ledger: Ledger, *, pending_are_lost: bool, **measured: Any) -> DemoReport:
@@ -195,9 +197,21 @@ class DemoReport:
             f"faults injected    {faults}",
             f"restarts           {self.restarts:,} workers replaced, "
             f"{self.supervisor_restarts} supervisor restarts",
-            f"longest recovery   {self.max_recovery_ms:.0f} ms after a kill",
+            _recovery_line(self.max_recovery_ms, self.unrecovered_kills),
             f"leaked processes   {self.leaked_processes}",
             f"leaked descriptors {self.leaked_fds}",
             verdict + (" (interrupted)" if self.interrupted else ""),
         ]
+        if self.drain_expired:
+            lines.insert(4, "    (the drain deadline cut the requests still running off: lost)")
         return "\n".join(lines)
+
+
+def _recovery_line(longest_ms: float | None, unrecovered: int) -> str:
+    if longest_ms is None:
+        text = "n/a (no kill recovered from)"
+    else:
+        text = f"{longest_ms:.0f} ms after a kill"
+    if unrecovered:
+        text += f"; {unrecovered:,} kill(s) with no new worker ready by the end"
+    return f"longest recovery   {text}"
