@@ -26,6 +26,13 @@ def demo_command(*options: str) -> list[str]:
     return [sys.executable, "-m", "nursemaid", "demo", *options]
 
 
+def run_demo(*options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the demo to its end with *options*; its output, captured as text."""
+    return subprocess.run(
+        demo_command(*options), capture_output=True, text=True, env=env, timeout=120
+    )
+
+
 def marked_env() -> tuple[dict[str, str], str]:
     marker = uuid.uuid4().hex
     return {**os.environ, "NURSEMAID_DEMO_TEST_MARKER": marker}, marker
@@ -67,13 +74,7 @@ def assert_clean(report: dict[str, Any]) -> None:
 
 def test_demo_serves_requests_survives_every_fault_and_loses_nothing() -> None:
     env, marker = marked_env()
-    done = subprocess.run(
-        demo_command("--duration", "3", "--json", "--seed", "7", "--fault-rate", "0.1"),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = run_demo("--duration", "3", "--json", "--seed", "7", "--fault-rate", "0.1", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = last_line_json(done.stdout)
     assert_clean(report)
@@ -90,12 +91,7 @@ def test_demo_serves_requests_survives_every_fault_and_loses_nothing() -> None:
 
 
 def test_demo_json_is_the_only_line_on_stdout_and_without_faults_no_worker_is_replaced() -> None:
-    done = subprocess.run(
-        demo_command("--duration", "1", "--json", "--faults", "none"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_demo("--duration", "1", "--json", "--faults", "none")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(done.stdout.strip().splitlines()) == 1
     report = last_line_json(done.stdout)
@@ -111,12 +107,7 @@ def test_demo_json_is_the_only_line_on_stdout_and_without_faults_no_worker_is_re
 def test_demo_requests_is_a_limit_that_sessions_keep_too() -> None:
     # Seed 7's first client opens a session of several requests: the limit holds
     # inside it (it used to report 4 requests for --requests 1).
-    done = subprocess.run(
-        demo_command("--requests", "1", "--clients", "1", "--seed", "7", "--json"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_demo("--requests", "1", "--clients", "1", "--seed", "7", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     report = last_line_json(done.stdout)
     assert_clean(report)
@@ -124,12 +115,7 @@ def test_demo_requests_is_a_limit_that_sessions_keep_too() -> None:
 
 
 def test_demo_without_json_prints_a_readable_report() -> None:
-    done = subprocess.run(
-        demo_command("--duration", "1", "--size", "2", "--clients", "3", "--display", "plain"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_demo("--duration", "1", "--size", "2", "--clients", "3", "--display", "plain")
     assert done.returncode == 0, done.stderr[-3000:]
     for label in ("requests", "lost", "latency ok", "leaked processes", "nothing lost"):
         assert label in done.stdout
