@@ -288,6 +288,12 @@ async def pool_that_never_waits(
         yield pool, answer_during_the_yield(pool, monkeypatch) if kind == "port" else None
 
 
+def assert_back_idle_without_a_wait(pool: Pool, port: Port | None) -> None:
+    if port is not None:
+        assert port._misses == 0  # the yield found the reply: nothing waited
+    assert pool.statistics().idle == 1
+
+
 @pytest.mark.parametrize("kind", ["port", "in-process"])
 async def test_execute_returns_the_worker_before_its_schedule_point(
     kind: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
@@ -306,9 +312,7 @@ async def test_execute_returns_the_worker_before_its_schedule_point(
             finally:
                 trio.lowlevel.remove_instrument(watch)
             assert watch.leased[-1] == 0
-            if port is not None:
-                assert port._misses == 0  # the yield found the reply: nothing waited
-            assert pool.statistics().idle == 1
+            assert_back_idle_without_a_wait(pool, port)
 
 
 @pytest.mark.parametrize("kind", ["port", "in-process"])
@@ -320,7 +324,5 @@ async def test_a_remote_error_that_never_waited_is_still_a_schedule_point(
             (before,) = pool._core.workers
             with trio.testing.assert_checkpoints(), pytest.raises(RemoteError, match="boom"):
                 await pool.execute("fail", "boom")
-            if port is not None:
-                assert port._misses == 0
-            assert pool.statistics().idle == 1
+            assert_back_idle_without_a_wait(pool, port)
             assert list(pool._core.workers) == [before]  # a RemoteError keeps the worker

@@ -77,7 +77,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, NoReturn, cast
+from typing import Any, Final, Literal, NoReturn, cast
 
 import trio
 
@@ -181,8 +181,8 @@ class Port:
     __slots__ = (
         "__weakref__",
         "_abandoned",
+        "_closed_how",
         "_codec",
-        "_cut_frame",
         "_decode_reply",
         "_decoder",
         "_dumps",
@@ -192,7 +192,6 @@ class Port:
         "_fast_limit",
         "_loads",
         "_logger",
-        "_lost_reason",
         "_misses",
         "_next_id",
         "_owner",
@@ -258,11 +257,10 @@ class Port:
         self._owner: trio.lowlevel.Task | None = owner
         self._state = PortState.OPEN
         self._reason = ""
-        # How the port closed when a call of the owner's closed it (so a timeout
-        # that cut that call short can still name it): the worker lost (its
-        # reason), or a frame cut off half-written ((written, size)).
-        self._lost_reason: str | None = None
-        self._cut_frame: tuple[int, int] | None = None
+        # What closed the port when a call of the owner's closed it (so a timeout
+        # that cut that call short can name it; `_reason` says the rest): the
+        # worker lost, or a frame cut off half-written.
+        self._closed_how: Literal["lost", "cut"] | None = None
         self._next_id = 1
         self._misses = 0  # yields in a row that did not bring the reply
         self._skipped = 0  # chances to yield passed up since the last try
@@ -855,7 +853,7 @@ class Port:
                     await self._lost(f"the worker stopped reading its stdin ({exc.strerror})")
         except BaseException:
             if 0 < written < size:
-                self._cut_frame = (written, size)
+                self._closed_how = "cut"
                 self._break(
                     f"a write was interrupted after {written} of the {size} bytes of a frame, "
                     f"so the stream is out of step"
@@ -916,7 +914,7 @@ class Port:
         cancellation during it leaves nothing out of step (the caller just gets
         ``Cancelled`` instead of the error).
         """
-        self._lost_reason = reason
+        self._closed_how = "lost"
         self._break(reason)
         with trio.move_on_after(EXIT_STATUS_WAIT):
             await self._exited.wait()
@@ -934,17 +932,16 @@ class Port:
     def _closed_under_timeout(self, op: str, request_id: int, timeout: float) -> Exception:
         """The error for a request whose *timeout* ran out after the port closed
         under it: what closed it, named, rather than a bare PortClosed."""
-        if self._lost_reason is not None:  # the timeout cut the wait for its exit status
+        if self._closed_how == "lost":  # the timeout cut the wait for its exit status
             return self._crashed_error(
-                self._lost_reason,
+                self._reason,
                 f" (the request's timeout of {timeout:g} s ran out before its exit status came)",
             )
-        if self._cut_frame is not None:
-            written, size = self._cut_frame
+        if self._closed_how == "cut":
             return RequestTimeout(
                 f"request {op!r} (id {request_id}) to {self._label()} ran out of its "
-                f"timeout of {timeout:g} s after writing {written} of the {size} bytes of "
-                f"its frame; the port is closed, its stream being out of step"
+                f"timeout of {timeout:g} s while writing its frame, so the port is closed: "
+                f"{self._reason}"
             )
         return self._closed_error()  # closed by another task (open_port's block ended)
 
