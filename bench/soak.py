@@ -3,7 +3,8 @@
 A supervised pool of real worker processes serves ``--requests`` requests from
 concurrent clients while a fault is injected before ``--fault-rate`` of them
 (default 10%): half of the faults SIGKILL a worker (so 5% of requests see a kill),
-the rest make a worker hang, write garbage frames, or fail its init. Then it prints
+the rest make a worker hang, write garbage frames, or fail its init (kills spare a
+hung worker, so each hang reaches its client as a ``RequestTimeout``). Then it prints
 the figures that matter, and exits with status 1 unless they are all clean:
 
     requests            how many were made

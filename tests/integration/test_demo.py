@@ -90,6 +90,22 @@ def test_demo_serves_requests_survives_every_fault_and_loses_nothing() -> None:
     assert processes_marked(marker) == []
 
 
+def test_demo_hangs_reach_their_clients_as_request_timeouts_even_among_kills() -> None:
+    # Kills used to pick hung workers too, and at this rate one came long before the
+    # request's 1 s timeout: the report counted hangs that no client saw time out.
+    done = run_demo(
+        "--duration", "3", "--json", "--seed", "3", "--faults", "kill,hang", "--fault-rate", "0.2"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = last_line_json(done.stdout)
+    assert_clean(report)
+    assert report["faults"]["kill"] > report["faults"]["hang"] > 0
+    # Each hang gives its client a RequestTimeout (a request can also time out after
+    # queueing behind hung workers, hence >=), allowing for the one race left: a
+    # worker that claims its hang between the kill's check and its signal.
+    assert report["errors"].get("RequestTimeout", 0) >= report["faults"]["hang"] - 1, report
+
+
 def test_demo_json_is_the_only_line_on_stdout_and_without_faults_no_worker_is_replaced() -> None:
     done = run_demo("--duration", "1", "--json", "--faults", "none")
     assert done.returncode == 0, done.stderr[-3000:]

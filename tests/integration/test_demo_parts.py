@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import subprocess
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nursemaid._cli._demo import DemoConfig, kill_child
+from nursemaid import PoolStatistics, WorkerInfo, WorkerState
+from nursemaid._cli._demo import Chaos, DemoConfig, kill_child
 from nursemaid._cli.demo_worker import claim
 
 
@@ -69,3 +71,49 @@ def test_kill_child_refuses_a_reaped_child() -> None:
     with subprocess.Popen(["true"]) as child:
         child.wait(timeout=10)
     assert kill_child(child.pid) is False
+
+
+def statistics_of(*workers: WorkerInfo) -> PoolStatistics:
+    """A pool's statistics listing *workers*, as ``Chaos.inject`` reads them."""
+    return PoolStatistics(
+        size=len(workers),
+        idle=0,
+        leased=len(workers),
+        checking=0,
+        starting=0,
+        stopping=0,
+        waiting=0,
+        restarts=0,
+        workers=workers,
+        checkouts=len(workers),
+        waits=0,
+        wait_time_total=0.0,
+        wait_time_max=0.0,
+        lease_time_total=0.0,
+        lease_time_max=0.0,
+    )
+
+
+def test_a_kill_fault_kills_a_leased_worker(tmp_path: Path) -> None:
+    chaos = Chaos(str(tmp_path), ("kill",))
+    with subprocess.Popen(["sleep", "30"]) as child:
+        chaos.inject(
+            random.Random(0), 0.0, statistics_of(WorkerInfo(0, WorkerState.LEASED, 1, child.pid))
+        )
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    assert chaos.kills == 1
+
+
+def test_a_kill_fault_spares_a_worker_hanging_on_an_injected_hang(tmp_path: Path) -> None:
+    # A SIGKILL would turn the hang into a kill: its client would get WorkerCrashed
+    # instead of RequestTimeout, and the pool's way of stopping a worker that no
+    # longer reads its stdin would go untested (in a soak it pre-empted almost every hang).
+    chaos = Chaos(str(tmp_path), ("kill",))
+    with subprocess.Popen(["sleep", "30"]) as hung:
+        (tmp_path / f"hang.taken.{hung.pid}").touch()  # what a claimed hang leaves
+        chaos.inject(
+            random.Random(0), 0.0, statistics_of(WorkerInfo(0, WorkerState.LEASED, 1, hung.pid))
+        )
+        hung.terminate()  # it is still alive to take our SIGTERM, not dead of a SIGKILL
+        assert hung.wait(timeout=10) == -signal.SIGTERM
+    assert (chaos.kills, chaos.killed) == (0, set())
