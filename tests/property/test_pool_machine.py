@@ -5,7 +5,8 @@ in this file; it lives in ``nursemaid.testing`` so our tests and users' tests ru
 implementation). Each example is one real Trio run of a real pool: clients arrive,
 check in, check in with an error, start requests, call ``execute``, are cancelled
 while waiting or mid-request; workers crash, or fail or hang their handshake; time
-passes. After every step: no worker leased twice, leased + idle + starting <= size,
+passes. After every step: no worker leased twice, leased + idle + checking +
+starting <= size,
 no idle worker while a client waits, FIFO service, every reply reaches its own
 request, every transition follows the lifecycle table; at the end every client was
 served, timed out or cancelled, and closing left no worker alive.
@@ -37,10 +38,28 @@ import pytest
 from hypothesis import settings
 
 from nursemaid.testing import CheckoutAnswer, PoolWorld, PortTarget, pool_state_machine
+from nursemaid.workers import Transition, WorkerEvent
 
 test_lazy_pool_of_one = pool_state_machine(size=1, lazy=True).test()
 test_lazy_pool_of_two = pool_state_machine(size=2, lazy=True).test()
-test_eager_pool_of_three = pool_state_machine(size=3, lazy=False).test()
+
+
+def test_eager_pool_of_three() -> None:
+    machine = pool_state_machine(size=3, lazy=False)
+    checks: list[Transition] = []
+
+    @machine.teardown
+    async def count(world: PoolWorld) -> None:
+        checks.extend(
+            t for t in world.log if isinstance(t, Transition) and t.event is WorkerEvent.CHECK
+        )
+
+    machine.test()()
+    # The clock steps (up to 40 s) pass the machine's 30 s health_interval, so
+    # health checks ran among the clients and faults, under every invariant.
+    assert checks
+
+
 test_lazy_pool_of_two_ports = pytest.mark.slow(
     pool_state_machine(PortTarget, size=2, lazy=True).test(settings(max_examples=4))
 )

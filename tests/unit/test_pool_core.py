@@ -474,3 +474,84 @@ def test_bare_message_drops_exactly_the_evidence_the_error_class_appended() -> N
     assert str(error) == "worker 1 failed (returncode 7) (returncode 7)\nlast stderr lines:\nboom"
     assert bare_message(error) == "worker 1 failed (returncode 7)"
     assert bare_message(StartError("plain")) == "plain"
+
+
+# -- the health check: IDLE -> CHECKING -> IDLE, not a client's lease ---------
+
+
+def test_a_health_check_takes_an_idle_worker_out_of_reach_without_leasing_it() -> None:
+    core, _ = open_ready(2)
+    first, second = core.idle
+    assert core.begin_check(first, 1.0)
+    assert first.state is WorkerState.CHECKING
+    assert (len(core.idle), core.checking, core.leased) == (1, 1, 0)
+    assert core.checkout_nowait(None, 1.0) is second
+    assert core.checkout_nowait(None, 1.0) is None  # the checked worker is not free
+    assert (first.uses, core.checkouts) == (0, 1)
+
+
+def test_a_passed_check_puts_the_worker_back_in_its_place_with_its_idle_time() -> None:
+    core, _ = open_ready(3)
+    bottom, middle, top = core.idle
+    assert core.begin_check(middle, 5.0)
+    core.end_check(middle, None, 6.0)
+    assert middle.state is WorkerState.IDLE
+    assert core.idle == [bottom, middle, top]
+    assert middle.idle_since == 0.0  # idle_timeout still counts from its last client
+    assert core.checking == 0
+
+
+def test_a_passed_check_serves_a_client_that_queued_meanwhile() -> None:
+    core, effects = open_ready(1)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    waiter = Waiter(None)
+    assert core.checkout_nowait(None, 1.0) is None
+    core.enqueue(waiter, 1.0)
+    core.end_check(slot, None, 2.0)
+    assert ("grant", waiter, slot.id) in effects.calls
+    assert slot.state is WorkerState.LEASED
+    assert (slot.uses, core.checkouts, core.checking, core.idle) == (1, 1, 0, [])
+
+
+def test_a_failed_check_replaces_the_worker_without_counting_a_failure() -> None:
+    core, effects = open_ready(1, intensity=0)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    core.end_check(slot, "health check failed: RequestTimeout", 2.0)
+    assert slot.state is WorkerState.STOPPING
+    assert [c[0] for c in effects.calls] == ["stop", "spawn"]
+    assert (core.restarts, core.checking, core.active) == (1, 0, 1)
+    assert core.phase is PoolPhase.OPEN  # intensity=0 would have given up on a failure
+
+
+def test_a_worker_that_crashes_during_its_check_counts_as_a_crash() -> None:
+    core, effects = open_ready(1, intensity=0)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    core.crashed(slot, "exit 139", error(), 2.0)
+    assert slot.state is WorkerState.FAILED
+    assert core.checking == 0
+    assert effects.calls[0][0] == "give_up"
+    core.end_check(slot, "health check failed: WorkerCrashed", 2.0)  # late: nothing
+    assert slot.state is WorkerState.FAILED
+
+
+def test_closing_stops_a_worker_under_check_at_once() -> None:
+    core, effects = open_ready(1)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    core.close(2.0)
+    assert slot.state is WorkerState.STOPPING
+    assert (core.leased, core.checking, core.active) == (0, 0, 0)
+    assert effects.calls == [("stop", slot.id)]
+    core.end_check(slot, None, 3.0)
+    assert slot.state is WorkerState.STOPPING
+
+
+def test_only_an_idle_worker_can_be_checked() -> None:
+    core, _ = open_ready(1)
+    slot = core.checkout_nowait(None, 0.0)
+    assert slot is not None
+    assert not core.begin_check(slot, 1.0)
+    assert slot.state is WorkerState.LEASED

@@ -14,7 +14,9 @@ Rules (what clients and workers do):
     ``checkin_with_error``, ``start_request`` (a holder sends a request, which may
     take long), ``cancel_waiter``, ``cancel_lease`` (mid-request when one is in
     flight), ``crash_worker``, ``script_handshakes`` (scripted target: the next
-    handshakes succeed, fail or hang), ``advance_clock``; with
+    pings (handshakes and health checks) succeed, fail or hang), ``advance_clock``,
+    ``until_a_health_check`` (scripted target: time passes until the pool starts
+    a health check, so the next steps race it); with
     ``scripted_checkout=True`` also ``script_checkouts`` (the pool's
     ``handle_checkout`` keeps the next workers, removes them, returns a value outside
     its contract, raises, or takes long — past some clients' deadlines, and long
@@ -24,8 +26,8 @@ Rules (what clients and workers do):
 Invariants (after every step, on the settled system):
     * no worker is leased twice (held, or in a client's ``handle_checkout``), and a
       held worker is LEASED;
-    * leased + idle + starting <= size, and == size in an open eager pool (every
-      worker lost is replaced);
+    * leased + idle + checking + starting <= size, and == size in an open eager
+      pool (every worker lost is replaced);
     * no idle worker while a client without a session waits;
     * clients without a session are served in arrival order (a client whose worker
       ``handle_checkout`` refused queues again, at the back, as NimblePool does);
@@ -74,7 +76,7 @@ from nursemaid._errors import (
 from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
 from nursemaid.testing._leaks import child_pids
 from nursemaid.testing._public import show_public_module
-from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerState
+from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerEvent, WorkerState
 from nursemaid.workers._pool import CheckoutHook, Keep, Lease, Pool, Remove, _unfinished, open_pool
 from nursemaid.workers._pool_core import LIVE_STATES, PoolPhase, SessionMoved
 
@@ -101,11 +103,14 @@ FAULT_WORKER: tuple[str, ...] = (sys.executable, "-m", "nursemaid.testing.fault_
 
 
 class Handshake(enum.Enum):
-    """How a scripted worker answers its handshake ping."""
+    """How a scripted worker answers its next ping: its handshake, or a health check's."""
 
     OK = "ok"
+    """Answers in time (see :class:`ScriptedWorkers` for how long it takes)."""
     FAIL = "fail"
+    """Refuses: the ping raises."""
     HANG = "hang"
+    """Never answers: the pool's ``init_timeout`` ends it."""
 
     def __repr__(self) -> str:  # valid Python, so a failing example's steps replay
         return f"Handshake.{self.name}"
@@ -137,6 +142,7 @@ class _ScriptedWorker:
         self.worker_id = worker_id
         self.factory = factory
         self.returncode: int | None = None
+        self.pinged = False  # answered its handshake: later pings are health checks
         self.dead = trio.Event()
         self.in_flight: set[trio.CancelScope] = set()
 
@@ -159,7 +165,8 @@ class _ScriptedWorker:
             plan = self.factory.handshakes.pop(0) if self.factory.handshakes else Handshake.OK
             if plan is Handshake.HANG:
                 await trio.sleep_forever()
-            await trio.sleep(0.01)
+            first, self.pinged = not self.pinged, True
+            await trio.sleep(0.01 if first else self.factory.health_answer)
             if plan is Handshake.FAIL:
                 raise PortClosed(f"scripted worker {self.worker_id} refused its handshake")
             return "pong"
@@ -189,15 +196,21 @@ class _ScriptedWorker:
 class ScriptedWorkers:
     """A worker factory of in-process workers with scripted handshakes.
 
-    Each worker answers ``ping`` (its handshake, following :attr:`handshakes`:
-    :class:`Handshake` values consumed one per handshake, ``OK`` once empty) and
+    Each worker answers ``ping`` (its handshake, then the health checks',
+    following :attr:`handshakes`: :class:`Handshake` values consumed one per
+    ping, ``OK`` once empty; a handshake takes 0.01 s, a health check's ping
+    :attr:`health_answer`) and
     ``work`` (``{"seconds": s, "token": t}`` → after ``s`` seconds,
     ``{"worker": id, "token": t}``; with ``"fail": true``, a :class:`RemoteError`).
     Spawning and closing each take 0.01 s of the clock, so they can be raced.
 
     Attributes:
         workers: every worker made, by id (crash one with ``workers[id].crash()``).
-        handshakes: the script for coming handshakes.
+        handshakes: the script for coming pings (handshakes and health checks).
+        health_answer: how long a worker takes to answer a ping after its
+            handshake (default 0.3 s: within the machine's in-process
+            ``init_timeout`` of 1 s, and long enough for clients to arrive, and
+            queue, while a worker is ``CHECKING``).
     """
 
     ping_op = "ping"
@@ -205,6 +218,7 @@ class ScriptedWorkers:
     def __init__(self) -> None:
         self.workers: dict[int, _ScriptedWorker] = {}
         self.handshakes: list[Handshake] = []
+        self.health_answer = 0.3
 
     def open_worker(self, worker_id: int) -> AbstractAsyncContextManager[_ScriptedWorker]:
         return self._open(worker_id)
@@ -316,6 +330,11 @@ class ScriptedTarget:
         return not any(w.returncode is None for w in self.factory.workers.values())
 
 
+# The states a machine step may kill a worker in: it has a process that serves,
+# or is about to serve, a client (the health check's ping included).
+_KILLABLE = frozenset({WorkerState.IDLE, WorkerState.CHECKING, WorkerState.LEASED})
+
+
 class PortTarget:
     """Real worker processes, crashed with SIGKILL: your worker program, or the fault worker.
 
@@ -351,7 +370,7 @@ class PortTarget:
         return {
             w.id: w.pid
             for w in pool.statistics().workers
-            if w.pid is not None and w.state in (WorkerState.IDLE, WorkerState.LEASED)
+            if w.pid is not None and w.state in _KILLABLE
         }
 
     def alive(self, pool: Pool) -> list[int]:
@@ -676,7 +695,8 @@ def pool_state_machine(
             whenever the script is empty).
         **pool_options: more :func:`~nursemaid.open_pool` options; they override the
             machine's defaults (``init_timeout`` 1.0 in-process or 5.0 for
-            processes, ``checkout_timeout=5.0``, ``health_interval=30.0``,
+            processes, ``checkout_timeout=5.0``, ``health_interval`` 5.0
+            in-process (so health checks race the clients) or 30.0 for processes,
             ``intensity=10_000`` so that races, not giving up, are hunted,
             ``period=1.0``, ``close_grace=2.0``).
 
@@ -688,7 +708,7 @@ def pool_state_machine(
     options: dict[str, Any] = {
         "init_timeout": 5.0 if ports else 1.0,
         "checkout_timeout": 5.0,
-        "health_interval": 30.0,
+        "health_interval": 30.0 if ports else 5.0,
         "intensity": 10_000,
         "period": 1.0,
         "close_grace": 2.0,
@@ -850,6 +870,27 @@ def pool_state_machine(
     async def advance_clock(world: PoolWorld, seconds: float) -> None:
         await trio.sleep(seconds)
 
+    interval = options["health_interval"]
+    if not ports and interval is not None:
+
+        @machine.rule()
+        async def until_a_health_check(world: PoolWorld) -> None:
+            # Ends the step while a worker is CHECKING (its ping takes
+            # ScriptedWorkers.health_answer), so the next steps race the check;
+            # a clock step lands inside one only by luck.
+            started = trio.Event()
+
+            def watch(event: object) -> None:
+                if isinstance(event, Transition) and event.event is WorkerEvent.CHECK:
+                    started.set()
+
+            unsubscribe = world.pool.subscribe(watch)
+            try:
+                with trio.move_on_after(2 * interval):  # no idle worker: no check
+                    await started.wait()
+            finally:
+                unsubscribe()
+
     @machine.invariant
     def no_worker_leased_twice(world: PoolWorld) -> None:
         held = [c.worker for c in world.holding()]
@@ -881,13 +922,13 @@ def pool_state_machine(
     @machine.invariant
     def never_more_than_size(world: PoolWorld) -> None:
         stats = world.pool.statistics()
-        assert stats.leased + stats.idle + stats.starting <= world.size, stats
+        assert stats.leased + stats.idle + stats.checking + stats.starting <= world.size, stats
 
     @machine.invariant
     def an_open_eager_pool_replaces_every_worker_it_loses(world: PoolWorld) -> None:
         if not lazy and world.pool_is_open():
             stats = world.pool.statistics()
-            assert stats.leased + stats.idle + stats.starting == world.size, stats
+            assert stats.leased + stats.idle + stats.checking + stats.starting == world.size, stats
 
     @machine.invariant
     def no_idle_worker_while_a_client_waits_for_any(world: PoolWorld) -> None:
@@ -940,12 +981,8 @@ def pool_state_machine(
         with trio.fail_after(1_000):
             await world.executions_finished.wait()
         assert all(c.outcome for c in world.clients)
-        # Nobody holds a worker now; only a health check (bounded by init_timeout)
-        # may lease one for a moment. A worker leased for longer has leaked.
-        for _ in range(math.ceil(2 * options["init_timeout"] / poll) + 4):
-            if not world.pool.statistics().leased:
-                break
-            await trio.sleep(poll)
+        # Nobody holds a worker now, and the health check never leases one (it
+        # takes idle workers to CHECKING): a worker still leased has leaked.
         leaked = [w for w in world.pool.statistics().workers if w.state is WorkerState.LEASED]
         assert not leaked, f"leased with every client done: {leaked}"
 

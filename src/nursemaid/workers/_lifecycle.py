@@ -19,7 +19,10 @@ Theory of operation:
     A worker is born ``STARTING`` (its process, or in-process resource, is being
     created). Once it exists the pool sends the envelope's ping (``HANDSHAKING``);
     only a worker that answered within ``init_timeout`` becomes ``IDLE`` and can be
-    handed out. A checkout makes it ``LEASED``; the end of the client's block makes
+    handed out. The periodic health check takes an idle worker to ``CHECKING``
+    while it sends the same ping, and puts it back to ``IDLE`` when the answer
+    comes in time (``READY`` again): that is the pool's own use of the worker,
+    not a client's lease. A checkout makes it ``LEASED``; the end of the client's block makes
     it ``RETURNING`` while the checkin decision runs (with the user's
     ``handle_checkin`` hook, which may still use the lease to talk to the worker),
     and that decision either puts it back to ``IDLE`` or stops it.
@@ -72,6 +75,9 @@ class WorkerState(enum.Enum):
     RETURNING = "returning"
     """The client's block ended; the checkin decision (and ``handle_checkin``, which
     may still use the lease) is running. No other client can take it."""
+    CHECKING = "checking"
+    """Taken from the idle workers by the pool's health check, whose ping is in
+    flight (bounded by ``init_timeout``). No client can take it meanwhile."""
     STOPPING = "stopping"
     """The pool asked it to exit; its close sequence runs in its own task."""
     STOPPED = "stopped"
@@ -91,15 +97,17 @@ class WorkerEvent(enum.Enum):
     SPAWNED = "spawned"
     """The process or resource now exists; the handshake begins."""
     READY = "ready"
-    """The handshake ping was answered in time."""
+    """The handshake ping, or a health check's ping, was answered in time."""
     INIT_FAILED = "init_failed"
     """Spawning raised, or the handshake failed or timed out."""
     CHECKOUT = "checkout"
-    """Handed to a client (or to the pool's own health check)."""
+    """Handed to a client."""
     CHECKIN = "checkin"
     """The client's lease ended, normally or not."""
     ACCEPT = "accept"
     """The checkin decision keeps the worker: back to the idle set."""
+    CHECK = "check"
+    """The health check takes the idle worker to ping it."""
     STOP = "stop"
     """The pool decided to stop it (removal, recycling, pool closing)."""
     CRASH = "crash"
@@ -121,9 +129,15 @@ TRANSITIONS: Final[Mapping[WorkerState, Mapping[WorkerEvent, WorkerState]]] = {
         _E.CRASH: _S.FAILED,
         _E.STOP: _S.STOPPING,
     },
-    _S.IDLE: {_E.CHECKOUT: _S.LEASED, _E.CRASH: _S.FAILED, _E.STOP: _S.STOPPING},
+    _S.IDLE: {
+        _E.CHECKOUT: _S.LEASED,
+        _E.CHECK: _S.CHECKING,
+        _E.CRASH: _S.FAILED,
+        _E.STOP: _S.STOPPING,
+    },
     _S.LEASED: {_E.CHECKIN: _S.RETURNING, _E.CRASH: _S.FAILED, _E.STOP: _S.STOPPING},
     _S.RETURNING: {_E.ACCEPT: _S.IDLE, _E.CRASH: _S.FAILED, _E.STOP: _S.STOPPING},
+    _S.CHECKING: {_E.READY: _S.IDLE, _E.CRASH: _S.FAILED, _E.STOP: _S.STOPPING},
     _S.STOPPING: {_E.EXIT: _S.STOPPED},
     _S.STOPPED: {},
     _S.FAILED: {},

@@ -321,6 +321,8 @@ class PoolStatistics:
         size: the most workers alive at once.
         idle: workers ready for a client.
         leased: workers held by a client (or returning).
+        checking: idle workers the health check is pinging (back to ``idle``
+            when they answer in time; meanwhile no client can take them).
         starting: workers spawning or handshaking.
         stopping: workers running their close sequence (not counted in ``size``).
         waiting: clients queued for a worker.
@@ -337,6 +339,7 @@ class PoolStatistics:
     size: int
     idle: int
     leased: int
+    checking: int
     starting: int
     stopping: int
     waiting: int
@@ -766,6 +769,7 @@ class Pool:
             size=core.size,
             idle=len(core.idle),
             leased=core.leased,
+            checking=core.checking,
             starting=core.starting,
             stopping=stopping,
             waiting=len(core.waiters),
@@ -938,11 +942,11 @@ class Pool:
         for slot in list(core.idle):
             if slot.life.state is not WorkerState.IDLE or core.phase is not PoolPhase.OPEN:
                 continue
-            if not core.take_idle(slot, _current_time()):
+            if not core.begin_check(slot, _current_time()):
                 continue
             _hand(slot, me)
-            # Invariant: the worker is checked in whatever happens, cancellation
-            # included (a ping cut short leaves a reply in flight: remove it then).
+            # Invariant: the check ends whatever happens, cancellation included (a
+            # ping cut short leaves a reply in flight: the worker is removed then).
             failure: str | None = "health check cancelled with its ping in flight"
             try:
                 with trio.fail_after(self._init_timeout):
@@ -951,7 +955,9 @@ class Pool:
             except Exception as exc:
                 failure = f"health check failed: {_describe(exc)}"
             finally:
-                self._checkin(slot, failure)
+                # Home before the decision: passing may hand it to a waiter at once.
+                _hand(slot, slot.home)
+                core.end_check(slot, failure, self._clock())
 
     @_ki_protected
     async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:

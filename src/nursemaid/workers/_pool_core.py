@@ -8,7 +8,7 @@ Rules:
     * Every change of a worker's state goes through its
       :class:`~nursemaid.workers._lifecycle.WorkerLifecycle` (the one table).
     * Invariant (*capacity*): the workers that are starting, handshaking, idle,
-      leased or returning number at most ``size``. Stopping workers do not count:
+      checking, leased or returning number at most ``size``. Stopping workers do not count:
       their close sequence runs in their own task, and a slow termination must not
       hold back a client.
     * Invariant (*no idle worker while a compatible waiter waits*): whenever a
@@ -82,7 +82,9 @@ __all__ = [
 _S = WorkerState
 _E = WorkerEvent
 
-LIVE_STATES: Final = frozenset({_S.STARTING, _S.HANDSHAKING, _S.IDLE, _S.LEASED, _S.RETURNING})
+LIVE_STATES: Final = frozenset(
+    {_S.STARTING, _S.HANDSHAKING, _S.IDLE, _S.CHECKING, _S.LEASED, _S.RETURNING}
+)
 """The states that count against the pool's ``size``."""
 
 
@@ -139,7 +141,6 @@ class WorkerSlot:
         "idle_place",
         "idle_since",
         "life",
-        "pinged",
         "request_then_yield",
         "resource",
         "scope",
@@ -152,9 +153,7 @@ class WorkerSlot:
         self.resource: Any = None
         self.uses = 0
         self.idle_since = 0.0
-        # Leased to the pool's own health check (not a client's lease), and where it
-        # stood in the idle stack before that.
-        self.pinged = False
+        # Where it stood in the idle stack before the health check took it.
         self.idle_place = 0
         self.checked_out_at = 0.0
         self.home: Any = None
@@ -317,6 +316,7 @@ class PoolCore:
         self.bound: dict[int, int] = {}
         self.active = 0  # slots in LIVE_STATES; Invariant: active <= size
         self.starting = 0  # slots in STARTING or HANDSHAKING
+        self.checking = 0  # slots in CHECKING
         self.ready_once = 0  # handshakes that ever succeeded
         self.restarts = 0
         self.start_failures_in_a_row = 0
@@ -398,7 +398,7 @@ class PoolCore:
         if slot.life.state not in (_S.STARTING, _S.HANDSHAKING):
             return  # stopped meanwhile: the pool is closing
         slot.life.fire(_E.INIT_FAILED, now=now, cause=cause)
-        self._forget(slot, was_starting=True)
+        self._forget(slot, _S.STARTING)
         self.start_failures_in_a_row += 1
         if self._count_failure(now, error):
             return
@@ -415,9 +415,7 @@ class PoolCore:
         if state not in LIVE_STATES:
             return  # already stopping or gone: nothing new
         slot.life.fire(_E.CRASH, now=now, cause=cause)
-        self._forget(slot, was_starting=state in (_S.STARTING, _S.HANDSHAKING))
-        if state is _S.IDLE:
-            self.idle.remove(slot)
+        self._forget(slot, state)
         if self._count_failure(now, error):
             return
         self.restarts += 1
@@ -520,22 +518,47 @@ class PoolCore:
             return waiter.expires
         return math.inf
 
-    def take_idle(self, slot: WorkerSlot, now: float) -> bool:
-        """Lease this particular idle worker to the pool itself (the health check).
+    # -- the health check ----------------------------------------------------
+
+    def begin_check(self, slot: WorkerSlot, now: float) -> bool:
+        """The health check takes this idle worker: IDLE → CHECKING. False if it is
+        not idle (any more).
 
         Not a client's lease: its ``uses``, the pool's ``checkouts`` and lease
         times stay as they were, and so do its place in the idle stack and its
         idle time (``idle_timeout`` still counts from its last client) when it
-        comes back (:meth:`_make_idle`).
+        passes (:meth:`end_check`).
         """
         if slot.life.state is not _S.IDLE:
             return False
         slot.idle_place = self.idle.index(slot)
         del self.idle[slot.idle_place]
-        slot.life.fire(_E.CHECKOUT, now=now)
-        slot.checked_out_at = now
-        slot.pinged = True
+        slot.life.fire(_E.CHECK, now=now)
+        self.checking += 1
         return True
+
+    def end_check(self, slot: WorkerSlot, failure: str | None, now: float) -> None:
+        """The health check's ping ended: CHECKING → IDLE if it was answered in time
+        (*failure* ``None``), else stop and replace the worker (not counted as a
+        failure: the pool decided). Nothing if it crashed or was stopped meanwhile.
+        """
+        if slot.life.state is not _S.CHECKING:
+            return
+        if failure is None and self.phase is PoolPhase.CLOSING:
+            failure = "the pool is closing"
+        if failure is not None:
+            self.remove(slot, failure, now)
+            return
+        slot.life.fire(_E.READY, now=now)
+        self.checking -= 1
+        if self.timed:
+            self.expire(now)  # as in _make_idle: the deadline wins a tie
+        for waiter in self.waiters:
+            if waiter.bound is None or waiter.bound == slot.id:
+                self._serve(waiter, slot, now)
+                return
+        # Back where it was, with its idle time as before: the check is not a use.
+        self.idle.insert(slot.idle_place, slot)
 
     def _lease(self, slot: WorkerSlot, now: float) -> None:
         slot.life.fire(_E.CHECKOUT, now=now)
@@ -587,16 +610,12 @@ class PoolCore:
         deadlines before it runs any task), so the outcome never depends on
         whether the timer task or the task freeing the worker runs first.
         """
-        pinged, slot.pinged = slot.pinged, False
         if self.timed:
             self.expire(now)
         for waiter in self.waiters:
             if waiter.bound is None or waiter.bound == slot.id:
                 self._serve(waiter, slot, now)
                 return
-        if pinged:  # back from the health check: its place and its idle time as before
-            self.idle.insert(slot.idle_place, slot)
-            return
         slot.idle_since = now
         self.idle.append(slot)
 
@@ -628,8 +647,6 @@ class PoolCore:
         if slot.life.state is not _S.LEASED:
             return False
         slot.life.fire(_E.CHECKIN, now=now)
-        if slot.pinged:
-            return True  # the health check's lease: not in the lease times
         held = now - slot.checked_out_at
         self.lease_total += held
         if held > self.lease_max:
@@ -680,9 +697,7 @@ class PoolCore:
         if state not in LIVE_STATES:
             return
         slot.life.fire(_E.STOP, now=now, cause=cause)
-        self._forget(slot, was_starting=state in (_S.STARTING, _S.HANDSHAKING))
-        if state is _S.IDLE:
-            self.idle.remove(slot)
+        self._forget(slot, state)
         self.effects.stop(slot)
         self._unbind(slot, now)
         if failure is not None and self._count_failure(now, failure):
@@ -696,9 +711,14 @@ class PoolCore:
         if slot.life.state is _S.IDLE:
             self.remove(slot, cause, now, replace=not self.lazy)
 
-    def _forget(self, slot: WorkerSlot, *, was_starting: bool) -> None:
+    def _forget(self, slot: WorkerSlot, was: WorkerState) -> None:
+        """*slot* left the live state *was*: out of the counts (and the idle stack)."""
         self.active -= 1
-        if was_starting:
+        if was is _S.IDLE:
+            self.idle.remove(slot)
+        elif was is _S.CHECKING:
+            self.checking -= 1
+        elif was is _S.STARTING or was is _S.HANDSHAKING:
             self.starting -= 1
         if slot.life.terminal:
             self.workers.pop(slot.id, None)
@@ -749,6 +769,7 @@ class PoolCore:
             self.effects.reject(waiter)
         for slot in list(self.workers.values()):
             if slot.life.state is not _S.LEASED and slot.life.state is not _S.RETURNING:
+                # CHECKING ones too: the health check has stopped with the drain.
                 self.remove(slot, "the pool is closing", now, replace=False)
 
     def stop_leased(self, now: float) -> None:
@@ -760,4 +781,4 @@ class PoolCore:
     @property
     def leased(self) -> int:
         """Workers LEASED or RETURNING."""
-        return self.active - self.starting - len(self.idle)
+        return self.active - self.starting - self.checking - len(self.idle)
