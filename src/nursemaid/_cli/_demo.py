@@ -82,7 +82,9 @@ _FAULT_WEIGHTS = {"kill": 5, "hang": 1, "garbage": 2, "init-fail": 2}
 """Relative frequency of each fault kind when several are enabled: with all four,
 half the faults are kills."""
 
-_KILLABLE = frozenset({WorkerState.IDLE, WorkerState.LEASED, WorkerState.RETURNING})
+_KILLABLE = frozenset(
+    {WorkerState.IDLE, WorkerState.CHECKING, WorkerState.LEASED, WorkerState.RETURNING}
+)
 """Workers the ``kill`` fault picks from: ones that are up (not starting or stopping)."""
 
 POOL_INTENSITY = 1_000_000
