@@ -338,14 +338,12 @@ def test_a_new_sessions_queued_clients_all_wait_for_the_worker_it_got_first() ->
     first, second = Waiter("s"), Waiter("s")
     core.enqueue(first, 0.0)
     core.enqueue(second, 0.0)
-    assert len(effects.spawned) == 2  # the session had no worker: both may start one
-    a, b = effects.spawned
+    assert len(effects.spawned) == 1  # one session, one worker: it runs on one at a time
+    (a,) = effects.spawned
     bring_up(core, a, 1.0)
     assert first.slot is a
     assert second.bound == a.id  # the session's worker now: wait for it
-    bring_up(core, b, 1.0)
     assert second.slot is None
-    assert core.idle == [b]
     core.begin_checkin(a, 2.0)
     core.finish_checkin(a, None, 2.0)
     assert second.slot is a
@@ -555,3 +553,25 @@ def test_only_an_idle_worker_can_be_checked() -> None:
     assert slot is not None
     assert not core.begin_check(slot, 1.0)
     assert slot.state is WorkerState.LEASED
+
+
+def test_a_lazy_pool_starts_one_worker_per_new_session_and_per_sessionless_client() -> None:
+    core, effects = make(8, lazy=True)
+    core.open(0.0)
+    core.mark_open()
+    for session in ["s", "s", None, "t", "s", None, "t"]:
+        core.enqueue(Waiter(session), 0.0)
+    assert len(effects.spawned) == 4  # s, t and two clients without a session
+    assert core.starting == 4
+
+
+def test_a_new_session_whose_first_worker_failed_to_start_gets_another() -> None:
+    core, effects = make(2, lazy=True)
+    core.open(0.0)
+    core.mark_open()
+    core.enqueue(Waiter("s"), 0.0)
+    core.enqueue(Waiter("s"), 0.0)
+    (a,) = effects.spawned
+    core.init_failed(a, "exit 1", error(), 1.0)
+    assert len(effects.spawned) == 2
+    assert effects.spawned[1].state is WorkerState.STARTING

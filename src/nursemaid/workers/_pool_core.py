@@ -363,12 +363,29 @@ class PoolCore:
         if self.phase is PoolPhase.CLOSING or self.phase is PoolPhase.CLOSED:
             return
         if self.lazy:
-            demand = sum(1 for w in self.waiters if w.bound is None)
-            wanted = min(self.size - self.active, demand - self.starting)
+            wanted = min(self.size - self.active, self._demand() - self.starting)
         else:
             wanted = self.size - self.active
         for _ in range(wanted):
             self._spawn(delay)
+
+    def _demand(self) -> int:
+        """How many workers the queue needs: one per waiter that may take any worker,
+        and one per new session however many of its clients queued (they will all
+        wait for the first worker the session gets: a session runs on one worker).
+        """
+        demand = 0
+        sessions: set[Hashable] = set()
+        for waiter in self.waiters:
+            if waiter.bound is not None:
+                continue
+            session = waiter.session
+            if session is None:
+                demand += 1
+            elif session not in sessions:
+                sessions.add(session)
+                demand += 1
+        return demand
 
     # -- worker start-up, reported by the worker's task -----------------------
 
