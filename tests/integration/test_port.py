@@ -511,7 +511,11 @@ async def test_a_worker_exiting_while_a_process_it_started_holds_its_stdout_is_w
     # No end of file ever comes on the worker's stdout while the helper lives: the
     # port must learn of the exit from the process itself, not wait for the pipe.
     with trio.fail_after(BOUND):
-        async with open_port([sys.executable, "-c", _EXITS_WITH_A_HELPER], shutdown=0.05) as port:
+        # process_group=False: in the worker's own group the helper would be
+        # killed with it, and its stdout closed.
+        async with open_port(
+            [sys.executable, "-c", _EXITS_WITH_A_HELPER], shutdown=0.05, process_group=False
+        ) as port:
             helper = await port.request("helper")
             try:
                 with pytest.raises(WorkerCrashed, match="stdout still open") as info:
@@ -519,6 +523,57 @@ async def test_a_worker_exiting_while_a_process_it_started_holds_its_stdout_is_w
             finally:
                 os.kill(helper, signal.SIGKILL)
             assert info.value.returncode == 3
+
+
+_STARTS_HELPERS = """
+import os, subprocess, sys
+from nursemaid import serve
+helpers = []
+def start(args):
+    helpers.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+    return helpers[-1].pid
+serve({"start": start, "die": lambda args: os._exit(3)})
+"""
+
+
+async def _ended(pid_fd: int) -> None:
+    """Return once the process behind *pid_fd* (from os.pidfd_open) has ended."""
+    await trio.lowlevel.wait_readable(pid_fd)
+
+
+@pytest.mark.parametrize("how", ["closed", "crashed"])
+async def test_processes_a_worker_started_end_with_it(how: str) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", _STARTS_HELPERS], shutdown=1.0) as port:
+            assert os.getpgid(port.pid) == port.pid  # it leads a group of its own
+            helpers = [os.pidfd_open(await port.request("start")) for _ in range(2)]
+            if how == "crashed":
+                with pytest.raises(WorkerCrashed):
+                    await port.request("die")
+        try:
+            for helper in helpers:
+                await _ended(helper)  # stuck here (60 s) if it outlived the port
+        finally:
+            for helper in helpers:
+                os.close(helper)
+
+
+async def test_with_process_group_false_the_worker_alone_is_ended() -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(
+            [sys.executable, "-c", _STARTS_HELPERS], shutdown=1.0, process_group=False
+        ) as port:
+            assert os.getpgid(port.pid) == os.getpgid(0)  # ours: Ctrl-C reaches it too
+            pid = await port.request("start")
+            helper = os.pidfd_open(pid)
+        try:
+            with trio.move_on_after(0.2):
+                await _ended(helper)
+                pytest.fail("the worker's own process was ended with it")
+            signal.pidfd_send_signal(helper, signal.SIGKILL)
+            await _ended(helper)
+        finally:
+            os.close(helper)
 
 
 async def test_cancel_while_waiting_for_a_crashed_workers_status_leaves_the_port_closed() -> None:

@@ -67,10 +67,10 @@ Theory of operation:
 from __future__ import annotations
 
 import codecs
-import contextlib
 import enum
 import logging
 import os
+import signal
 import struct
 import subprocess
 import time
@@ -194,6 +194,7 @@ class Port:
         "_logger",
         "_misses",
         "_next_id",
+        "_own_group",
         "_owner",
         "_pack_header",
         "_probe_every",
@@ -226,8 +227,12 @@ class Port:
         packet: int,
         max_frame: int,
         owner: trio.lowlevel.Task,
+        own_group: bool = False,
     ) -> None:
         self._process = process
+        # Whether the worker leads a process group of its own: then signals go to
+        # the group, and what is left of it once the worker exits is killed.
+        self._own_group = own_group
         # On Unix, open_process gives FdStreams; we use their descriptors directly.
         self._stdin = cast(trio.lowlevel.FdStream, process.stdin)
         self._stdout = cast(trio.lowlevel.FdStream, process.stdout)
@@ -967,8 +972,7 @@ class Port:
                         _seconds(grace),
                     )
                     signal_sent = "SIGTERM"
-                    with contextlib.suppress(ProcessLookupError):
-                        process.terminate()
+                    self._signal(signal.SIGTERM)
                     with trio.move_on_after(grace):
                         await self._exited.wait()
         if not self._exited.is_set():
@@ -985,8 +989,7 @@ class Port:
                     self.pid,
                     _seconds(grace),
                 )
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            self._signal(signal.SIGKILL)
         await process.wait()  # reaps; Process.wait is safe beside the watcher's
         with trio.move_on_after(STDERR_DRAIN):
             await self._stderr_done.wait()
@@ -999,9 +1002,26 @@ class Port:
     # never exit. _watch_exit ends when the process is reaped; _read_stderr at end
     # of file, or when open_port cancels its scope once closing is done.
 
+    def _signal(self, signum: int) -> None:
+        """Send *signum* to the worker, and to its process group when it has one."""
+        try:
+            if self._own_group:
+                # Also after the worker was reaped: the group's id stays taken
+                # (not reusable as a pid) while any of its processes lives, so
+                # this reaches the processes the worker left, or nobody.
+                os.killpg(self.pid, signum)
+            else:
+                self._process.send_signal(signum)
+        except (ProcessLookupError, PermissionError):
+            pass  # nobody left to signal
+
     async def _watch_exit(self) -> None:
         with trio.CancelScope(shield=True):
             await self._process.wait()
+        if self._own_group:
+            # The worker is gone, and with it whatever could end the processes it
+            # started: end them now, so none outlives its port.
+            self._signal(signal.SIGKILL)
         self._exited.set()
         if self._state is PortState.OPEN:
             # Wake a call waiting to read stdout: it reads what the worker left,
@@ -1121,6 +1141,7 @@ async def open_port(
     envelope: Envelope | None = None,
     shutdown: float = DEFAULT_SHUTDOWN,
     name: str | None = None,
+    process_group: bool = True,
 ) -> AsyncIterator[Port]:
     """Start *argv* as a worker process and yield a :class:`Port` to it.
 
@@ -1135,7 +1156,10 @@ async def open_port(
     the worker's stdin and stdout, waits up to the grace for it to exit, sends
     SIGTERM (logging a warning), waits up to the grace again, sends SIGKILL
     (warning first), and reaps it. That closing is shielded: it completes even
-    when the enclosing scope is cancelled, in at most twice the grace.
+    when the enclosing scope is cancelled, in at most twice the grace. The
+    worker leads a process group of its own, so the signals reach the processes
+    it started too, and whatever is left of the group when the worker exits
+    (closed, or crashed) gets SIGKILL: nothing it started outlives the port.
 
     Args:
         argv: the program and its arguments.
@@ -1157,6 +1181,11 @@ async def open_port(
             errors (default: taken from *argv*, e.g. ``worker`` for
             ``python worker.py``). Keep names few and stable (one per kind of
             worker, not per process): each distinct name is a logger for life.
+        process_group: start the worker in a process group of its own (the
+            default), as above; a terminal's Ctrl-C then reaches this process
+            only, which closes the port. ``False``: the worker shares this
+            process's group, the signals go to the worker alone, and processes
+            it started are its own business.
 
     Yields:
         The :class:`Port`.
@@ -1183,6 +1212,7 @@ async def open_port(
             stderr=subprocess.PIPE,
             env=env,
             cwd=cwd,
+            process_group=0 if process_group else None,
         )
     except OSError as exc:
         raise StartError(f"could not start worker {args[0]!r}: {exc}", reason=exc) from exc
@@ -1196,6 +1226,7 @@ async def open_port(
             packet=packet,
             max_frame=max_frame,
             owner=owner,
+            own_group=process_group,
         )
     except BaseException:  # kill-and-re-raise: never leave the process behind
         with trio.CancelScope(shield=True):
@@ -1220,8 +1251,7 @@ async def open_port(
                     # Interrupted (a KeyboardInterrupt reaches shielded code too):
                     # no more grace. SIGKILL, so the watcher task can reap it and
                     # this nursery can end; the interruption goes on up.
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                    port._signal(signal.SIGKILL)
                     raise
                 finally:
                     port._stderr_scope.cancel()
