@@ -24,7 +24,7 @@ from nursemaid import (
 from nursemaid.protocol._envelope import CommandEnvelope
 from nursemaid.testing._leaks import child_pids, open_fds
 from nursemaid.workers._lifecycle import Transition, WorkerState
-from nursemaid.workers._pool import Keep, Lease, Pool, open_pool
+from nursemaid.workers._pool import Keep, Lease, Pool, PortWorkers, open_pool
 
 CALC = [sys.executable, str(Path(__file__).parent / "workers" / "calc_worker.py")]
 
@@ -398,3 +398,16 @@ async def test_a_pool_that_gives_up_names_the_returncode_and_the_stderr_tail_onc
         7,
         "init failed: cannot load model XYZ\n",
     )
+
+
+@pytest.mark.parametrize("own_group", [True, False])
+async def test_pool_workers_lead_their_own_process_groups_unless_told_not_to(
+    tmp_path: Path, own_group: bool
+) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(SERVE_WORKER)
+    factory = PortWorkers((sys.executable, str(script)), process_group=own_group)
+    with trio.fail_after(20):
+        async with open_pool(factory, size=1) as pool:
+            pid = await pool.execute("pid")
+            assert os.getpgid(pid) == (pid if own_group else os.getpgid(0))

@@ -211,7 +211,8 @@ class PortWorkers:
     """The worker factory for external programs: each worker is a :func:`open_port`.
 
     :func:`open_pool` builds one when given an argv list; the options are those of
-    :func:`~nursemaid.open_port`.
+    :func:`~nursemaid.open_port`. Pass one yourself to set them, e.g.
+    ``open_pool(PortWorkers(argv, process_group=False), size=4)``.
     """
 
     argv: tuple[str, ...]
@@ -223,6 +224,7 @@ class PortWorkers:
     envelope: Any = None
     shutdown: float | None = None
     name: str | None = None
+    process_group: bool = True
 
     @property
     def ping_op(self) -> str:
@@ -245,6 +247,7 @@ class PortWorkers:
             max_frame=self.max_frame,
             envelope=self.envelope,
             name=self.name,
+            process_group=self.process_group,
             **options,
         )
 
