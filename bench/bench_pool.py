@@ -144,7 +144,7 @@ def bench_pool_execute(
             result = await _harness.timed_loops([step] * workers, duration)
             after = [info.uses for info in pool.statistics().workers]
             if len(after) == len(before):  # no worker replaced: a clean split
-                SHARES.setdefault((workers, backend), []).append(
+                SHARES.setdefault((peers.MODE, workers, backend), []).append(
                     [b - a for a, b in zip(before, after, strict=True)]
                 )
             return result
@@ -152,10 +152,11 @@ def bench_pool_execute(
     return trio.run(main)
 
 
-# How each pool_execute trial's calls split among its workers, per (workers, backend):
+# How each pool_execute trial's calls split among its workers, per (placement,
+# workers, backend):
 # the idle workers are a stack and execute checks a worker in before its schedule
 # point, so on one core the most recently used worker serves most calls (docs/pool.md).
-SHARES: dict[tuple[int, str], list[list[int]]] = {}
+SHARES: dict[tuple[str, int, str], list[list[int]]] = {}
 
 
 def bench_ppe(callers: int, duration: float) -> tuple[int, float]:
@@ -266,22 +267,22 @@ def report(
             if row in median and base in median
         ]
         sections.append(_harness.markdown_table(["row", "vs", "ratio", "target"], ratios, "llrl"))
-    shares = []
-    for (workers, backend), trials in sorted(SHARES.items()):
-        if workers > 1:
-            split = " / ".join(
-                f"{sum(sorted(t, reverse=True)[i] for t in trials) / sum(map(sum, trials)):.0%}"
-                for i in range(workers)
+        shares = []
+        for (placement, workers, backend), trials in sorted(SHARES.items()):
+            if placement == mode and workers > 1:
+                split = " / ".join(
+                    f"{sum(sorted(t, reverse=True)[i] for t in trials) / sum(map(sum, trials)):.0%}"
+                    for i in range(workers)
+                )
+                shares.append(
+                    [f"pool_execute{'_stdlib' if backend == 'json' else ''}_{workers}w", split]
+                )
+        if shares:
+            sections.append(
+                _harness.markdown_table(
+                    ["row", "share of calls per worker, busiest first (all trials)"], shares, "ll"
+                )
             )
-            shares.append(
-                [f"pool_execute{'_stdlib' if backend == 'json' else ''}_{workers}w", split]
-            )
-    if shares:
-        sections.append(
-            _harness.markdown_table(
-                ["row", "share of calls per worker, busiest first (all trials)"], shares, "ll"
-            )
-        )
     sections.append(
         _harness.markdown_table(
             ["200 clients, pool of 4, execute (1cpu)", "calls", "p50 µs", "p99 µs", "max µs"],
