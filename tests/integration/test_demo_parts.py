@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nursemaid import PoolStatistics, WorkerInfo, WorkerState
-from nursemaid._cli._demo import Chaos, DemoConfig, kill_child
+from nursemaid._cli._demo import Chaos, DemoConfig, PoolHolder, kill_child
 from nursemaid._cli.demo_worker import claim
 
 
@@ -117,3 +117,21 @@ def test_a_kill_fault_spares_a_worker_hanging_on_an_injected_hang(tmp_path: Path
         hung.terminate()  # it is still alive to take our SIGTERM, not dead of a SIGKILL
         assert hung.wait(timeout=10) == -signal.SIGTERM
     assert (chaos.kills, chaos.killed) == (0, set())
+
+
+class _StatsOnly:
+    def __init__(self, restarts: int) -> None:
+        self.restarts = restarts
+
+    def statistics(self) -> _StatsOnly:
+        return self
+
+
+def test_restarts_of_every_pool_the_supervisor_replaced_are_summed() -> None:
+    holder = PoolHolder()
+    # Each pool is freed as soon as it is sampled, so CPython is free to give the
+    # next one its id: counting by id(pool) kept only the last pool's restarts.
+    holder.sample(_StatsOnly(3))
+    holder.sample(_StatsOnly(2))
+    holder.sample(_StatsOnly(4))
+    assert holder.restarts == 9

@@ -280,8 +280,10 @@ class PoolHolder:
 
     pool: Any = None
     ready: trio.Event = attrs.field(factory=trio.Event)
-    restarts_seen: dict[int, int] = attrs.field(factory=dict)
-    """id(pool) -> the last ``statistics().restarts`` seen, summed across pools."""
+    restarts_seen: dict[Any, int] = attrs.field(factory=dict)
+    """Pool -> the last ``statistics().restarts`` seen, summed across pools. Keyed
+    by the pool itself, not ``id(pool)``: a pool the supervisor replaced may be
+    freed, and its id given to the next one, which would overwrite its count."""
 
     def set(self, pool: Any) -> None:
         self.pool = pool
@@ -300,7 +302,7 @@ class PoolHolder:
 
     def sample(self, pool: Any) -> Any:
         stats = pool.statistics()
-        self.restarts_seen[id(pool)] = stats.restarts
+        self.restarts_seen[pool] = stats.restarts
         return stats
 
     @property
