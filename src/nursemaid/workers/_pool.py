@@ -86,6 +86,7 @@ from nursemaid.workers._pool_core import (
     WorkerSlot,
 )
 from nursemaid.workers._pool_inprocess import InProcessWorker
+from nursemaid.workers._port import Port, PortState
 
 __all__ = [
     "DEFAULTS",
@@ -117,6 +118,7 @@ _ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _OPEN: Final = PoolPhase.OPEN
+_PORT_OPEN: Final = PortState.OPEN
 _OPENING: Final = PoolPhase.OPENING
 
 
@@ -958,6 +960,8 @@ class Pool:
             except Exception as exc:
                 failure = f"health check failed: {_describe(exc)}"
             finally:
+                if failure is not None:
+                    self._judge_death(slot, failure)  # died under its ping: a crash
                 # Home before the decision: passing may hand it to a waiter at once.
                 _hand(slot, slot.home)
                 core.end_check(slot, failure, self._clock())
@@ -1016,10 +1020,38 @@ class Pool:
             return
         if core.phase is PoolPhase.OPENING and core.ready_once >= self._min_ready:
             self._opened.set()
-        status = await worker.wait_exited()
+        self._report_exit(slot, worker, await worker.wait_exited())
+
+    def _report_exit(self, slot: WorkerSlot, worker: Any, status: int) -> None:
+        """The worker died on its own: a crash, counted against the restart window.
+
+        Two tasks may report it: the worker's own (:meth:`_live`), and the one whose
+        lease or health ping the death cut short (:meth:`_judge_death`). The death
+        wakes both in the same batch of Trio's scheduler, in either order; whoever
+        runs first makes the worker ``FAILED`` and the crash counts, and the second
+        report finds it no longer live and does nothing. (Judged by who came first,
+        an in-process worker's crash would count half the time.)
+        """
         cause = _with_tail(f"worker exited with status {status}", worker)
-        core.crashed(slot, cause, _start_error(slot, cause, None, worker), _current_time())
+        self._core.crashed(slot, cause, _start_error(slot, cause, None, worker), _current_time())
         self._after_checkin()
+
+    def _judge_death(self, slot: WorkerSlot, remove: str | None) -> str | None:
+        """Before deciding a worker's fate after a lease (or a health ping) that
+        ended badly, or over a worker that can serve no more: one that has exited
+        is reported as crashed (:meth:`_report_exit`); one that lives but cannot
+        serve (its port closed under the lease, the block having caught the error)
+        is removed. Returns the removal reason."""
+        worker = slot.resource
+        status = None
+        if isinstance(worker, (Port, InProcessWorker)):
+            status = worker.returncode  # a port polls for it: cold paths only
+        if status is not None:
+            self._report_exit(slot, worker, status)  # FAILED: begin_checkin now refuses
+            return remove
+        if remove is None:
+            return f"its port was closed during the lease ({_describe_closed(worker)})"
+        return remove
 
     def _worker_raised(self, slot: WorkerSlot, exc: Exception) -> None:
         if slot.life.state in (WorkerState.STARTING, WorkerState.HANDSHAKING):
@@ -1243,6 +1275,8 @@ class Pool:
             self._checkin(slot, remove)
             return
         core = self._core
+        if remove is not None or _gone(slot.resource):
+            remove = self._judge_death(slot, remove)
         if not core.begin_checkin(slot, _current_time()):
             lease._slot = None
             self._after_checkin()
@@ -1290,6 +1324,8 @@ class Pool:
     ) -> None:
         """End a lease synchronously: ownership home, then keep or remove the worker."""
         core = self._core
+        if remove is not None or _gone(slot.resource):
+            remove = self._judge_death(slot, remove)
         now = self._clock()
         if core.begin_checkin(slot, now):
             handoff = slot.handoff
@@ -1417,6 +1453,22 @@ def _accountable(worker: Any) -> bool:
     if isinstance(worker, InProcessWorker):
         return worker.returncode is None
     return False
+
+
+def _gone(worker: Any) -> bool:
+    """Whether *worker* can serve no more, by attribute reads alone (this runs at
+    every checkin): a port no longer open, an in-process worker that has exited.
+    Workers of other kinds are taken to be alive (their task reports their death):
+    their attributes mean what their factory says, not what a port's do."""
+    if isinstance(worker, Port):
+        return worker.state is not _PORT_OPEN
+    if isinstance(worker, InProcessWorker):
+        return worker.returncode is not None
+    return False
+
+
+def _describe_closed(worker: Any) -> str:
+    return str(getattr(worker, "close_reason", "")) or "closed"
 
 
 def _untouched(worker: Any) -> bool:
@@ -1569,6 +1621,15 @@ async def open_pool(
             finally:
                 pool._close_requested.set()
     except BaseExceptionGroup as group:
+        failure = pool._failure
+        (first, *others) = group.exceptions
+        if failure is not None and not others and first is not failure:
+            # The pool gave up, but the block's own exception (most often the
+            # PoolClosed it was given) reached the nursery first, and the
+            # cancellation that caused ended the pool's run before the run could
+            # raise its StartError: the StartError comes out all the same.
+            both = BaseExceptionGroup("the pool gave up", [first, failure])
+            _raise_failure_over_block(both, failure)
         _raise_if_single(group)
-        _raise_failure_over_block(group, pool._failure)
+        _raise_failure_over_block(group, failure)
         raise
