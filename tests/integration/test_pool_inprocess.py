@@ -29,7 +29,7 @@ from nursemaid import (
     StartError,
     WorkerCrashed,
 )
-from nursemaid.workers._lifecycle import Transition, WorkerState
+from nursemaid.workers._lifecycle import Transition, WorkerEvent, WorkerState
 from nursemaid.workers._pool import Keep, Lease, Pool, Remove, open_pool
 from nursemaid.workers._pool_core import SessionMoved
 from nursemaid.workers._pool_inprocess import InProcessWorker, InProcessWorkers
@@ -1773,3 +1773,51 @@ async def test_aclose_while_an_eager_pool_is_opening_closes_it_at_once(
     assert all(w.returncode is not None for w in fleet.workers)
     with pytest.raises(PoolClosed):
         await pool.execute("echo", 1)
+
+
+async def test_cancelling_a_pools_run_during_a_health_check_starts_no_replacement(
+    autojump_clock: object,
+) -> None:
+    # A supervisor stops a pool by cancelling its run(). The check's task may run
+    # before run()'s clean-up closes the pool: its ping then ends "cancelled" in
+    # an open pool, which must not count a restart nor spawn into the dying
+    # nursery. The order is the scheduler's, so try it many times.
+    for _ in range(20):
+        fleet = Fleet()
+        seen: list[object] = []
+        async with trio.open_nursery() as nursery:
+            pool = Pool(fleet.factory, size=1, health_interval=10.0, subscribers=[seen.append])
+            await nursery.start(pool.run)
+            fleet.ping_delay = math.inf
+            await trio.sleep(10.5)
+            assert pool.statistics().checking == 1
+            nursery.cancel_scope.cancel()
+        assert (len(fleet.workers), pool.statistics().restarts) == (1, 0), _stop_causes(seen)
+
+
+async def test_a_session_client_arriving_during_its_workers_check_waits_for_it(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    seen: list[object] = []
+    async with open_pool(
+        fleet.factory, size=2, health_interval=10.0, init_timeout=5.0, subscribers=[seen.append]
+    ) as pool:
+        async with pool.checkout(session="s") as lease:
+            first = lease.worker_id
+        fleet.ping_delay = 1.0
+        checked = trio.Event()
+
+        def watch(event: object) -> None:
+            if (
+                isinstance(event, Transition)
+                and event.event is WorkerEvent.CHECK
+                and event.worker_id == first
+            ):
+                checked.set()
+
+        pool.subscribe(watch)
+        await checked.wait()
+        async with pool.checkout(session="s") as lease:
+            assert lease.worker_id == first  # waited out the check; did not move
+    assert not [e for e in seen if isinstance(e, SessionMoved)]

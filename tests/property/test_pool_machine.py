@@ -55,7 +55,7 @@ def test_eager_pool_of_three() -> None:
         )
 
     machine.test()()
-    # The clock steps (up to 40 s) pass the machine's 30 s health_interval, so
+    # The clock steps (up to 40 s) pass the machine's 5 s in-process health_interval, so
     # health checks ran among the clients and faults, under every invariant.
     assert checks
 

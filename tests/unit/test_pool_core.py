@@ -575,3 +575,35 @@ def test_a_new_session_whose_first_worker_failed_to_start_gets_another() -> None
     core.init_failed(a, "exit 1", error(), 1.0)
     assert len(effects.spawned) == 2
     assert effects.spawned[1].state is WorkerState.STARTING
+
+
+def test_a_worker_ready_meanwhile_does_not_take_a_new_sessions_second_client() -> None:
+    seen: list[object] = []
+    core, effects = make(3, lazy=True, subscribers=[seen.append])
+    core.open(0.0)
+    core.mark_open()
+    plain, first, second = Waiter(None), Waiter("s"), Waiter("s")
+    for waiter in (plain, first, second):
+        core.enqueue(waiter, 0.0)
+    a, b = effects.spawned  # one for `plain`, one for the session
+    core.cancel(plain)
+    bring_up(core, a, 1.0)
+    assert first.slot is a
+    assert second.bound == a.id
+    bring_up(core, b, 1.0)  # ready while `second` waits: it must not take it
+    assert second.slot is None
+    assert core.idle == [b]
+    core.begin_checkin(a, 2.0)
+    core.finish_checkin(a, None, 2.0)
+    assert second.slot is a
+    assert not [e for e in seen if isinstance(e, SessionMoved)]
+
+
+def test_a_check_cut_short_by_the_pools_end_stops_its_worker_without_a_replacement() -> None:
+    core, effects = open_ready(1)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    core.end_check(slot, "health check cancelled with its ping in flight", 2.0, replace=False)
+    assert slot.state is WorkerState.STOPPING
+    assert effects.calls == [("stop", slot.id)]
+    assert core.restarts == 0

@@ -26,6 +26,7 @@ Rules (what clients and workers do):
 Invariants (after every step, on the settled system):
     * no worker is leased twice (held, or in a client's ``handle_checkout``), and a
       held worker is LEASED;
+    * a health check ends within ``init_timeout``;
     * leased + idle + checking + starting <= size, and == size in an open eager
       pool (every worker lost is replaced);
     * no idle worker while a client without a session waits;
@@ -168,7 +169,8 @@ class _ScriptedWorker:
             first, self.pinged = not self.pinged, True
             await trio.sleep(0.01 if first else self.factory.health_answer)
             if plan is Handshake.FAIL:
-                raise PortClosed(f"scripted worker {self.worker_id} refused its handshake")
+                what = "its handshake" if first else "a health check's ping"
+                raise PortClosed(f"scripted worker {self.worker_id} refused {what}")
             return "pong"
         if op == "work":
             await trio.sleep(args["seconds"])
@@ -461,6 +463,8 @@ class PoolWorld:
             own ``handle_checkout`` answers, or ``Keep()``).
         removed_at_checkout: ids of workers ``handle_checkout`` refused or was cut
             short on, in order.
+        checking_since: worker id → when its health check began, for the workers
+            that are ``CHECKING`` now.
     """
 
     pool: Pool
@@ -475,6 +479,7 @@ class PoolWorld:
     executions_finished: trio.Event = attrs.field(factory=lambda: _set(trio.Event()))
     checkout_answers: list[CheckoutAnswer] = attrs.field(factory=list)
     removed_at_checkout: list[int] = attrs.field(factory=list)
+    checking_since: dict[int, float] = attrs.field(factory=dict)
     client_tasks: dict[Any, PoolClient] = attrs.field(factory=dict)
     arrivals: Any = attrs.field(factory=itertools.count)
 
@@ -507,6 +512,10 @@ class PoolWorld:
                     f"{event.to_state.name} but was {before.name}"
                 )
             self.last_state[event.worker_id] = event.to_state
+            if event.to_state is WorkerState.CHECKING:
+                self.checking_since[event.worker_id] = event.time
+            else:
+                self.checking_since.pop(event.worker_id, None)
         elif self.last_state.get(event.from_worker) in LIVE_STATES:
             self.violations.append(
                 f"{event!r}: the session left worker {event.from_worker}, which is still "
@@ -929,6 +938,16 @@ def pool_state_machine(
         if not lazy and world.pool_is_open():
             stats = world.pool.statistics()
             assert stats.leased + stats.idle + stats.checking + stats.starting == world.size, stats
+
+    # A check's ping is bounded by init_timeout; on the real clock (ports) a step
+    # may read the time a little after the deadline passed.
+    check_limit = options["init_timeout"] + (0.5 if ports else 1e-9)
+
+    @machine.invariant
+    def health_checks_end_within_init_timeout(world: PoolWorld) -> None:
+        now = trio.current_time()
+        late = {w: now - t for w, t in world.checking_since.items() if now - t > check_limit}
+        assert not late, f"CHECKING for longer than init_timeout: {late}"
 
     @machine.invariant
     def no_idle_worker_while_a_client_waits_for_any(world: PoolWorld) -> None:

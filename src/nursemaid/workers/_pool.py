@@ -326,8 +326,8 @@ class PoolStatistics:
         size: the most workers alive at once.
         idle: workers ready for a client.
         leased: workers held by a client (or returning).
-        checking: idle workers the health check is pinging (back to ``idle``
-            when they answer in time; meanwhile no client can take them).
+        checking: workers the health check is pinging (not counted in ``idle``:
+            no client can take them until they answer; then they are idle again).
         starting: workers spawning or handshaking.
         stopping: workers running their close sequence (not counted in ``size``).
         waiting: clients queued for a worker.
@@ -953,18 +953,21 @@ class Pool:
             # Invariant: the check ends whatever happens, cancellation included (a
             # ping cut short leaves a reply in flight: the worker is removed then).
             failure: str | None = "health check cancelled with its ping in flight"
+            ended = False  # else cancelled: only the pool's run ending cancels a check
             try:
                 with trio.fail_after(self._init_timeout):
                     await slot.resource.request(self._ping_op)
                 failure = None
+                ended = True
             except Exception as exc:
                 failure = f"health check failed: {_describe(exc)}"
+                ended = True
             finally:
                 if failure is not None:
                     self._judge_death(slot, failure)  # died under its ping: a crash
                 # Home before the decision: passing may hand it to a waiter at once.
                 _hand(slot, slot.home)
-                core.end_check(slot, failure, self._clock())
+                core.end_check(slot, failure, self._clock(), replace=ended)
 
     @_ki_protected
     async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:
@@ -1218,7 +1221,8 @@ class Pool:
         core = self._core
         return CheckoutTimeout(
             f"no worker became free within {seconds} s "
-            f"({core.size} workers: {core.leased} leased, {core.starting} starting; "
+            f"({core.size} workers: {core.leased} leased, {core.starting} starting"
+            f"{f', {core.checking} under health check' if core.checking else ''}; "
             f"{len(core.waiters)} other clients waiting); "
             "raise the checkout timeout or the pool size, or shorten the leases"
         )

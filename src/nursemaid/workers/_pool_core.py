@@ -554,17 +554,20 @@ class PoolCore:
         self.checking += 1
         return True
 
-    def end_check(self, slot: WorkerSlot, failure: str | None, now: float) -> None:
+    def end_check(
+        self, slot: WorkerSlot, failure: str | None, now: float, *, replace: bool = True
+    ) -> None:
         """The health check's ping ended: CHECKING → IDLE if it was answered in time
-        (*failure* ``None``), else stop and replace the worker (not counted as a
-        failure: the pool decided). Nothing if it crashed or was stopped meanwhile.
+        (*failure* ``None``), else stop the worker and, if *replace*, replace it (not
+        counted as a failure: the pool decided). Nothing if it crashed or was
+        stopped meanwhile.
         """
         if slot.life.state is not _S.CHECKING:
             return
         if failure is None and self.phase is PoolPhase.CLOSING:
             failure = "the pool is closing"
         if failure is not None:
-            self.remove(slot, failure, now)
+            self.remove(slot, failure, now, replace=replace)
             return
         slot.life.fire(_E.READY, now=now)
         self.checking -= 1
