@@ -34,7 +34,7 @@ from nursemaid import (
 )
 from nursemaid.testing import FaultPlan, LeakCheck
 from nursemaid.workers._lifecycle import Transition, WorkerState
-from nursemaid.workers._pool import Lease, Pool
+from nursemaid.workers._pool import Keep, Lease, Pool
 from nursemaid.workers._pool_inprocess import InProcessWorker
 
 ROUNDS = 16
@@ -266,3 +266,48 @@ async def test_a_user_workers_attributes_are_not_read_as_a_ports(autojump_clock:
                 assert await lease.request("echo", i) == i
         stats = pool.statistics()
         assert (stats.restarts, stats.checkouts, [w.uses for w in stats.workers]) == (0, 3, [3])
+
+
+def _keep(lease: Lease, exc: BaseException | None) -> Keep:
+    return Keep()
+
+
+async def _execute_echo(pool: Pool) -> None:
+    await pool.execute("echo", 1)
+
+
+async def _lease_catching(pool: Pool) -> None:
+    async with pool.checkout() as lease:
+        with contextlib.suppress(RemoteProtocolError):
+            await lease.request("echo", 1)
+    raise RemoteProtocolError("caught in the block")  # for the caller's count
+
+
+@pytest.mark.parametrize(
+    ("use", "hooks"),
+    [(_execute_echo, {}), (_execute_echo, {"handle_checkin": _keep}), (_lease_catching, {})],
+    ids=["execute", "execute with handle_checkin", "a block that catches the error"],
+)
+async def test_a_program_that_breaks_the_protocol_on_every_request_exhausts_the_intensity(
+    use: Callable[[Pool], Awaitable[None]],
+    hooks: dict[str, Any],
+    nursemaid_leak_check: LeakCheck,
+) -> None:
+    # A garbage frame is the worker's fault, as a crash is: replacing such a
+    # program for ever, one process per request, would hide a broken deployment.
+    argv = FaultPlan(garbage_after=0).argv()  # handshakes pass; every request: garbage
+    broken = 0
+
+    async def until_it_gives_up() -> None:
+        nonlocal broken
+        options: dict[str, Any] = {"intensity": 2, "period": 600.0, "shutdown": 0.1}
+        async with open_pool(argv, size=1, **options, **hooks) as pool:
+            while True:
+                with pytest.raises(RemoteProtocolError):
+                    await use(pool)
+                broken += 1
+
+    with trio.fail_after(30), pytest.raises(StartError, match="3 worker failures") as info:
+        await until_it_gives_up()
+    assert broken == 3
+    assert "broke the protocol" in str(info.value)

@@ -607,3 +607,12 @@ def test_a_check_cut_short_by_the_pools_end_stops_its_worker_without_a_replaceme
     assert slot.state is WorkerState.STOPPING
     assert effects.calls == [("stop", slot.id)]
     assert core.restarts == 0
+
+
+def test_a_check_failed_by_the_workers_own_fault_counts_against_the_window() -> None:
+    core, effects = open_ready(1, intensity=0)
+    (slot,) = core.idle
+    assert core.begin_check(slot, 1.0)
+    core.end_check(slot, "health check failed: it broke the protocol", 2.0, error=error())
+    assert slot.state is WorkerState.STOPPING
+    assert [c[0] for c in effects.calls] == ["stop", "give_up"]

@@ -963,11 +963,12 @@ class Pool:
                 failure = f"health check failed: {_describe(exc)}"
                 ended = True
             finally:
-                if failure is not None:
-                    self._judge_death(slot, failure)  # died under its ping: a crash
+                error = None
+                if failure is not None:  # died under its ping (a crash), or broke the protocol
+                    failure, error = self._judge_death(slot, failure)
                 # Home before the decision: passing may hand it to a waiter at once.
                 _hand(slot, slot.home)
-                core.end_check(slot, failure, self._clock(), replace=ended)
+                core.end_check(slot, failure, self._clock(), replace=ended, error=error)
 
     @_ki_protected
     async def _run_worker(self, slot: WorkerSlot, delay: float) -> None:
@@ -1039,22 +1040,37 @@ class Pool:
         self._core.crashed(slot, cause, _start_error(slot, cause, None, worker), _current_time())
         self._after_checkin()
 
-    def _judge_death(self, slot: WorkerSlot, remove: str | None) -> str | None:
+    def _judge_death(
+        self, slot: WorkerSlot, remove: str | None
+    ) -> tuple[str | None, StartError | None]:
         """Before deciding a worker's fate after a lease (or a health ping) that
         ended badly, or over a worker that can serve no more: one that has exited
         is reported as crashed (:meth:`_report_exit`); one that lives but cannot
         serve (its port closed under the lease, the block having caught the error)
-        is removed. Returns the removal reason."""
+        is removed.
+
+        Returns the removal reason, and the error to count against the restart
+        window when the worker itself is at fault though alive: it broke the
+        protocol (a garbage frame, a reply to an id nobody asked for). That is a
+        failure as a crash is — a program that answers every request with garbage
+        exhausts the pool's intensity, as one that crashes on every request does,
+        instead of being replaced for ever. (A request timeout is not counted: the
+        client chose the timeout.)
+        """
         worker = slot.resource
         status = None
         if isinstance(worker, (Port, InProcessWorker)):
             status = worker.returncode  # a port polls for it: cold paths only
         if status is not None:
             self._report_exit(slot, worker, status)  # FAILED: begin_checkin now refuses
-            return remove
+            return remove, None
+        if isinstance(worker, Port) and worker._closed_how == "protocol":
+            closed = f"its port was closed during the lease ({worker.close_reason})"
+            cause = f"pool worker {slot.id}: {worker.close_reason}"
+            return remove or closed, _start_error(slot, cause, None, worker)
         if remove is None:
-            return f"its port was closed during the lease ({_describe_closed(worker)})"
-        return remove
+            return f"its port was closed during the lease ({_describe_closed(worker)})", None
+        return remove, None
 
     def _worker_raised(self, slot: WorkerSlot, exc: Exception) -> None:
         if slot.life.state in (WorkerState.STARTING, WorkerState.HANDSHAKING):
@@ -1279,8 +1295,9 @@ class Pool:
             self._checkin(slot, remove)
             return
         core = self._core
+        failure = None
         if remove is not None or _gone(slot.resource):
-            remove = self._judge_death(slot, remove)
+            remove, failure = self._judge_death(slot, remove)
         if not core.begin_checkin(slot, _current_time()):
             lease._slot = None
             self._after_checkin()
@@ -1303,6 +1320,7 @@ class Pool:
                 slot,
                 f"handle_checkin was interrupted ({type(interrupt).__name__}); "
                 "the worker's state is unknown",
+                failure,
             )
             raise
         # The block's verdict first (a hook cannot clean a worker the client left
@@ -1312,15 +1330,21 @@ class Pool:
             remove = verdict
         if remove is None:
             remove = _unfinished(lease, slot, "handle_checkin", "")
-        self._end_hooked_lease(lease, slot, remove)
+        self._end_hooked_lease(lease, slot, remove, failure)
 
-    def _end_hooked_lease(self, lease: Lease, slot: WorkerSlot, remove: str | None) -> None:
+    def _end_hooked_lease(
+        self,
+        lease: Lease,
+        slot: WorkerSlot,
+        remove: str | None,
+        failure: StartError | None = None,
+    ) -> None:
         """After ``handle_checkin``: end the lease, send the port home, decide."""
         lease._slot = None
         # Home before the decision: keeping the worker may hand it to a waiter at
         # once, and that hand-off must be the last word on who owns the port.
         _hand(slot, slot.home)
-        self._core.finish_checkin(slot, remove, _current_time())
+        self._core.finish_checkin(slot, remove, _current_time(), failure=failure)
         self._after_checkin()
 
     def _checkin(
@@ -1329,7 +1353,8 @@ class Pool:
         """End a lease synchronously: ownership home, then keep or remove the worker."""
         core = self._core
         if remove is not None or _gone(slot.resource):
-            remove = self._judge_death(slot, remove)
+            remove, judged = self._judge_death(slot, remove)
+            failure = failure or judged
         now = self._clock()
         if core.begin_checkin(slot, now):
             handoff = slot.handoff

@@ -555,11 +555,18 @@ class PoolCore:
         return True
 
     def end_check(
-        self, slot: WorkerSlot, failure: str | None, now: float, *, replace: bool = True
+        self,
+        slot: WorkerSlot,
+        failure: str | None,
+        now: float,
+        *,
+        replace: bool = True,
+        error: StartError | None = None,
     ) -> None:
         """The health check's ping ended: CHECKING → IDLE if it was answered in time
         (*failure* ``None``), else stop the worker and, if *replace*, replace it (not
-        counted as a failure: the pool decided). Nothing if it crashed or was
+        counted as a failure — the pool decided — unless *error* says the worker
+        was at fault, as for :meth:`remove`). Nothing if it crashed or was
         stopped meanwhile.
         """
         if slot.life.state is not _S.CHECKING:
@@ -567,7 +574,7 @@ class PoolCore:
         if failure is None and self.phase is PoolPhase.CLOSING:
             failure = "the pool is closing"
         if failure is not None:
-            self.remove(slot, failure, now, replace=replace)
+            self.remove(slot, failure, now, replace=replace, failure=error)
             return
         slot.life.fire(_E.READY, now=now)
         self.checking -= 1

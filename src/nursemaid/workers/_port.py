@@ -265,7 +265,7 @@ class Port:
         # What closed the port when a call of the owner's closed it (so a timeout
         # that cut that call short can name it; `_reason` says the rest): the
         # worker lost, or a frame cut off half-written.
-        self._closed_how: Literal["lost", "cut"] | None = None
+        self._closed_how: Literal["lost", "cut", "protocol"] | None = None
         self._next_id = 1
         self._misses = 0  # yields in a row that did not bring the reply
         self._skipped = 0  # chances to yield passed up since the last try
@@ -904,6 +904,7 @@ class Port:
 
     def _fail_protocol(self, exc: RemoteProtocolError) -> NoReturn:
         self._break(f"the worker broke the protocol: {exc.args[0] if exc.args else exc}")
+        self._closed_how = "protocol"  # the worker's fault: a pool counts it as a failure
         raise RemoteProtocolError(
             f"{self._label()}: {exc.args[0] if exc.args else exc}; the port is closed",
             returncode=self._process.returncode,
