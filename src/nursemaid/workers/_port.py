@@ -67,6 +67,7 @@ Theory of operation:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import enum
 import logging
 import os
@@ -294,7 +295,24 @@ class Port:
     @property
     def returncode(self) -> int | None:
         """The worker's exit status, ``None`` while it runs (negative: killed by that signal)."""
-        return self._process.returncode
+        return self._status()
+
+    def _status(self) -> int | None:
+        """The exit status, read without reaping the worker.
+
+        In a group of its own, only :meth:`_watch_exit` reaps it, after killing
+        what is left of the group: until then the zombie keeps its pid, and so the
+        group's id, ours. (Trio's ``Process.returncode`` polls, which reaps.)
+        """
+        if not self._own_group or self._exited.is_set():
+            return self._process.returncode
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return self._process.returncode
+        if info is None:
+            return None
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
     @property
     def state(self) -> PortState:
@@ -887,7 +905,7 @@ class Port:
     def _closed_error(self) -> PortClosed:
         return PortClosed(
             f"{self._label()} is closed: {self._reason}",
-            returncode=self._process.returncode,
+            returncode=self._status(),
             stderr_tail=self.stderr_tail(),
             pid=self.pid,
         )
@@ -907,7 +925,7 @@ class Port:
         self._closed_how = "protocol"  # the worker's fault: a pool counts it as a failure
         raise RemoteProtocolError(
             f"{self._label()}: {exc.args[0] if exc.args else exc}; the port is closed",
-            returncode=self._process.returncode,
+            returncode=self._status(),
             stderr_tail=self.stderr_tail(),
             pid=self.pid,
         ) from exc
@@ -930,7 +948,7 @@ class Port:
     def _crashed_error(self, reason: str, note: str = "") -> WorkerCrashed:
         return WorkerCrashed(
             f"{self._label()} lost its worker: {reason}; the port is closed{note}",
-            returncode=self._process.returncode,
+            returncode=self._status(),
             stderr_tail=self.stderr_tail(),
             pid=self.pid,
         )
@@ -957,7 +975,6 @@ class Port:
         Call shielded: it must complete.
         """
         self._break("its open_port() block has ended")
-        process = self._process
         logger = self._logger
         signal_sent = "stdin close"
         # A supervisor that ran out of time kills its children: then the graces
@@ -991,7 +1008,7 @@ class Port:
                     _seconds(grace),
                 )
             self._signal(signal.SIGKILL)
-        await process.wait()  # reaps; Process.wait is safe beside the watcher's
+        await self._exited.wait()  # the watcher reaps it (after killing what is left of its group)
         with trio.move_on_after(STDERR_DRAIN):
             await self._stderr_done.wait()
 
@@ -1004,25 +1021,49 @@ class Port:
     # of file, or when open_port cancels its scope once closing is done.
 
     def _signal(self, signum: int) -> None:
-        """Send *signum* to the worker, and to its process group when it has one."""
+        """Send *signum* to the worker, and to its process group when it has one.
+
+        Never once the worker is reaped: its pid, and its group's id, may be
+        another process's by then.
+        """
+        if self._exited.is_set():
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if not self._own_group:
+                self._process.send_signal(signum)  # does nothing once reaped
+                return
+            # Not reaped (only _watch_exit reaps, and sets _exited at once): the
+            # zombie, if it has exited, keeps the pid and the group's id ours.
+            os.killpg(self.pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signum)  # the worker itself, should it have left its group
+
+    async def _wait_unreaped(self) -> bool:
+        """Wait until the worker exits, without reaping it; False if that cannot be done."""
         try:
-            if self._own_group:
-                # Also after the worker was reaped: the group's id stays taken
-                # (not reusable as a pid) while any of its processes lives, so
-                # this reaches the processes the worker left, or nobody.
-                os.killpg(self.pid, signum)
-            else:
-                self._process.send_signal(signum)
-        except (ProcessLookupError, PermissionError):
-            pass  # nobody left to signal
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # no pidfd on this system
+            return False
+        try:
+            await trio.lowlevel.wait_readable(fd)
+        finally:
+            os.close(fd)
+        return True
 
     async def _watch_exit(self) -> None:
         with trio.CancelScope(shield=True):
+            unreaped = self._own_group and await self._wait_unreaped()
+            if unreaped:
+                # The worker is gone, and with it whatever could end the processes
+                # it started: end them now, so none outlives its port. Before the
+                # reap, while the zombie keeps the group's id ours.
+                self._signal(signal.SIGKILL)
             await self._process.wait()
-        if self._own_group:
-            # The worker is gone, and with it whatever could end the processes it
-            # started: end them now, so none outlives its port.
-            self._signal(signal.SIGKILL)
+        if self._own_group and not unreaped:
+            # No pidfd: after the reap, as best we can (the group's id stays ours
+            # while any of its processes lives; only an empty group's can be reused).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         self._exited.set()
         if self._state is PortState.OPEN:
             # Wake a call waiting to read stdout: it reads what the worker left,
@@ -1231,6 +1272,9 @@ async def open_port(
         )
     except BaseException:  # kill-and-re-raise: never leave the process behind
         with trio.CancelScope(shield=True):
+            if process_group:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
             process.kill()
             await process.wait()
         for stream in (process.stdin, process.stdout, process.stderr):
