@@ -48,6 +48,7 @@ import contextvars
 import inspect
 import logging
 import math
+import sys
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -86,7 +87,6 @@ from nursemaid.workers._pool_core import (
     WorkerSlot,
 )
 from nursemaid.workers._pool_inprocess import InProcessWorker
-from nursemaid.workers._port import Port, PortState
 
 __all__ = [
     "DEFAULTS",
@@ -118,7 +118,6 @@ _ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _OPEN: Final = PoolPhase.OPEN
-_PORT_OPEN: Final = PortState.OPEN
 _OPENING: Final = PoolPhase.OPENING
 
 
@@ -1057,6 +1056,8 @@ class Pool:
         instead of being replaced for ever. (A request timeout is not counted: the
         client chose the timeout.)
         """
+        from nursemaid.workers._port import Port  # cold path; see _gone
+
         worker = slot.resource
         status = None
         if isinstance(worker, (Port, InProcessWorker)):
@@ -1064,7 +1065,7 @@ class Pool:
         if status is not None:
             self._report_exit(slot, worker, status)  # FAILED: begin_checkin now refuses
             return remove, None
-        if isinstance(worker, Port) and worker._closed_how == "protocol":
+        if isinstance(worker, Port) and worker._closed_how in ("protocol", "lost"):
             closed = f"its port was closed during the lease ({worker.close_reason})"
             cause = f"pool worker {slot.id}: {worker.close_reason}"
             return remove or closed, _start_error(slot, cause, None, worker)
@@ -1489,10 +1490,14 @@ def _gone(worker: Any) -> bool:
     every checkin): a port no longer open, an in-process worker that has exited.
     Workers of other kinds are taken to be alive (their task reports their death):
     their attributes mean what their factory says, not what a port's do."""
-    if isinstance(worker, Port):
-        return worker.state is not _PORT_OPEN
     if isinstance(worker, InProcessWorker):
         return worker.returncode is not None
+    # Not imported for a pool that never made a port (an in-process one): the
+    # port module and the protocol's envelopes cost some 25 ms to import. If
+    # it is not loaded, this worker is no port.
+    ports = sys.modules.get("nursemaid.workers._port")
+    if ports is not None and isinstance(worker, ports.Port):
+        return worker.state is not ports.PortState.OPEN or worker._exited.is_set()  # or reaped
     return False
 
 
