@@ -1,17 +1,15 @@
-"""A worker that dies under a lease is a crash, whichever task learns of it first.
+"""What counts against a pool's restart intensity, and what is never handed on.
 
-The worker's own task (``Pool._live``, parked in ``wait_exited``) and the task
-whose lease or health ping the death cut short are woken in the same batch of
-Trio's scheduler, whose order is random. When the client runs first, its checkin
-removes the worker as "a lease that ended badly" (``LEASED → RETURNING →
-STOPPING``, not counted against the restart window) or, if its block caught the
-``WorkerCrashed``, makes the dead worker idle and hands it to the next client.
-Port workers escape this today only because ``Port._lost`` yields once more after
-the exit is known; in-process workers do not. A port that its client's own
-request closed (a protocol error), in a block that caught the error, is handed
-on every time, for the same missing check at checkin. Each in-process test repeats its round
-``ROUNDS`` times: on the unfixed code each round is a coin toss, so a test passes
-there once in ``2 ** ROUNDS`` runs.
+A worker that dies under a lease (or under its health ping) is a crash, counted
+once, whichever task learns of it first: the worker's own task (``Pool._live``,
+parked in ``wait_exited``) and the task whose request the death cut short wake in
+the same batch of Trio's scheduler, in either order, so the checkin asks the
+worker before it decides. A worker that died, or whose port closed, under a lease
+whose block caught the error is removed, never made idle for the next client. A
+worker that breaks the protocol counts as a failure too; hooks change none of it.
+``open_pool`` raises the pool's ``StartError`` even when the block lets the
+``PoolClosed`` it was given escape. The in-process tests repeat their round
+``ROUNDS`` times, since each round's order is the scheduler's coin toss.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ import trio.testing
 from nursemaid import (
     InProcessWorkers,
     PoolClosed,
+    PortClosed,
     RemoteProtocolError,
     StartError,
     WorkerCrashed,
@@ -69,13 +68,26 @@ async def _via_lease_port(pool: Pool) -> None:
         await lease.port.request("block")
 
 
+# Hooks decide what becomes of a worker at checkout or checkin, never of a dead one.
+HOOKS: dict[str, dict[str, Any]] = {
+    "no hooks": {},
+    "handle_checkin": {"handle_checkin": lambda lease, exc: Keep()},
+    "handle_checkout": {"handle_checkout": lambda lease: Keep()},
+    "both hooks": {
+        "handle_checkin": lambda lease, exc: Keep(),
+        "handle_checkout": lambda lease: Keep(),
+    },
+}
+
+
+@pytest.mark.parametrize("hooks", list(HOOKS))
 @pytest.mark.parametrize(
     "request_blocking",
     [_via_execute, _via_lease_request, _via_lease_port],
     ids=["execute", "lease.request", "lease.port.request"],
 )
 async def test_a_worker_that_dies_under_every_request_exhausts_the_intensity_exactly(
-    autojump_clock: object, request_blocking: Callable[[Pool], Awaitable[None]]
+    autojump_clock: object, request_blocking: Callable[[Pool], Awaitable[None]], hooks: str
 ) -> None:
     factory, workers = _fleet()
     transitions: list[Transition] = []
@@ -91,7 +103,12 @@ async def test_a_worker_that_dies_under_every_request_exhausts_the_intensity_exa
 
     async def crash_every_worker() -> None:
         async with open_pool(
-            factory, size=1, intensity=intensity, period=1000.0, subscribers=[record]
+            factory,
+            size=1,
+            intensity=intensity,
+            period=1000.0,
+            subscribers=[record],
+            **HOOKS[hooks],
         ) as pool:
             for crash in range(ROUNDS):
                 async with trio.open_nursery() as nursery:
@@ -105,7 +122,8 @@ async def test_a_worker_that_dies_under_every_request_exhausts_the_intensity_exa
 
     with pytest.raises(StartError, match=f"{ROUNDS} worker failures within"):
         await crash_every_worker()
-    died = [t for t in transitions if t.from_state is WorkerState.LEASED]
+    # LEASED, or RETURNING while handle_checkin runs: each death once, as a crash.
+    died = [t for t in transitions if t.from_state in (WorkerState.LEASED, WorkerState.RETURNING)]
     assert [t.to_state for t in died] == [WorkerState.FAILED] * ROUNDS
 
 
@@ -311,3 +329,36 @@ async def test_a_program_that_breaks_the_protocol_on_every_request_exhausts_the_
         await until_it_gives_up()
     assert broken == 3
     assert "broke the protocol" in str(info.value)
+
+
+@pytest.mark.parametrize("hooks", list(HOOKS))
+async def test_an_in_process_worker_killed_while_its_client_waits_elsewhere_is_not_handed_on(
+    autojump_clock: object, hooks: str
+) -> None:
+    factory, workers = _fleet()
+    handed_a_dead_one = 0
+    async with open_pool(
+        factory, size=1, intensity=10 * ROUNDS, period=1000.0, **HOOKS[hooks]
+    ) as pool:
+        for _ in range(ROUNDS):
+            async with trio.open_nursery() as nursery:
+
+                async def holder(task_status: trio.TaskStatus[None]) -> None:
+                    async with pool.checkout() as lease:
+                        task_status.started()
+                        await trio.testing.wait_all_tasks_blocked()
+                        workers[-1].crash(70, "segfault\n")
+                        await lease.port.wait_exited()
+
+                async def next_client() -> None:
+                    nonlocal handed_a_dead_one
+                    try:
+                        await pool.execute("echo", 1)
+                    except (WorkerCrashed, PortClosed):
+                        handed_a_dead_one += 1
+
+                await nursery.start(holder)
+                nursery.start_soon(next_client)
+    assert handed_a_dead_one == 0, (
+        f"{handed_a_dead_one} of {ROUNDS} next clients got the dead worker"
+    )
