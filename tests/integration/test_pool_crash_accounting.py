@@ -15,7 +15,9 @@ worker that breaks the protocol counts as a failure too; hooks change none of it
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -362,3 +364,68 @@ async def test_an_in_process_worker_killed_while_its_client_waits_elsewhere_is_n
     assert handed_a_dead_one == 0, (
         f"{handed_a_dead_one} of {ROUNDS} next clients got the dead worker"
     )
+
+
+@pytest.mark.slow  # waits the port's 1 s for the lingering worker's exit status
+async def test_a_worker_lost_in_the_middle_of_a_frame_counts() -> None:
+    argv = [sys.executable, str(Path(__file__).parent / "workers" / "stops_reading_mid_frame.py")]
+
+    async def lose_it() -> None:
+        async with open_pool(argv, size=1, intensity=0, period=1000.0, shutdown=0.2) as pool:
+            with pytest.raises(WorkerCrashed):
+                await pool.execute("echo", "x" * 5_000_000)
+            with trio.move_on_after(5):  # the give-up cancels this
+                await trio.sleep_forever()
+
+    with trio.fail_after(20), pytest.raises(StartError):
+        await lose_it()
+
+
+async def _cancel_when_blocked(scope: trio.CancelScope) -> None:
+    await trio.testing.wait_all_tasks_blocked()  # the write is stuck
+    scope.cancel()
+
+
+_COUNTS_ITS_ARGS = """
+from nursemaid import serve
+serve({"echo": lambda args: len(args)})
+"""
+
+
+@pytest.mark.slow  # real workers, a 5 MB frame cut a few times
+@pytest.mark.parametrize("slow_checkin", [False, True], ids=["checkin", "slow checkin"])
+async def test_a_frame_the_client_cut_is_not_the_workers_crash(
+    tmp_path: Path, slow_checkin: bool
+) -> None:
+    # The client cancels in the middle of its write; the port closes the worker's
+    # stdin; serve exits 2 at the torn frame. The exit is the client's doing: it
+    # must not count, even when it is seen before the checkin judges the worker
+    # (a slow handle_checkin here; a loaded machine in life). intensity=0 would
+    # give up at the first count.
+    script = tmp_path / "worker.py"
+    script.write_text(_COUNTS_ITS_ARGS)
+    cuts = 0
+
+    async def checkin(lease: Lease, exc: BaseException | None) -> Keep:
+        nonlocal cuts
+        if lease.port._closed_how == "cut":
+            cuts += 1
+            if slow_checkin:
+                with trio.fail_after(5):
+                    await lease.port.wait_exited()
+        return Keep()
+
+    options: dict[str, Any] = {"intensity": 0, "period": 1000.0, "shutdown": 0.2}
+    async with open_pool(
+        [sys.executable, str(script)], size=1, handle_checkin=checkin, **options
+    ) as pool:
+        for _ in range(10):
+            async with pool.checkout() as lease, trio.open_nursery() as nursery:
+                scope = trio.CancelScope()
+                nursery.start_soon(_cancel_when_blocked, scope)
+                with scope:
+                    await lease.request("echo", "x" * 5_000_000)
+            assert await pool.execute("echo", "ok") == 2
+            if cuts >= 3:
+                break
+    assert cuts >= 1, "no write was cut: the test did not test anything"

@@ -1023,7 +1023,13 @@ class Pool:
             return
         if core.phase is PoolPhase.OPENING and core.ready_once >= self._min_ready:
             self._opened.set()
-        self._report_exit(slot, worker, await worker.wait_exited())
+        status = await worker.wait_exited()
+        if getattr(worker, "_closed_how", None) == "cut":
+            # A client's cancellation tore a frame and the port closed the worker's
+            # stdin: its exit is our doing, not a crash. The lease's checkin
+            # removes it, uncounted (a stop cancels this wait).
+            await trio.sleep_forever()
+        self._report_exit(slot, worker, status)
 
     def _report_exit(self, slot: WorkerSlot, worker: Any, status: int) -> None:
         """The worker died on its own: a crash, counted against the restart window.
@@ -1060,7 +1066,9 @@ class Pool:
 
         worker = slot.resource
         status = None
-        if isinstance(worker, (Port, InProcessWorker)):
+        if isinstance(worker, InProcessWorker) or (
+            isinstance(worker, Port) and worker._closed_how != "cut"  # its exit: our doing
+        ):
             status = worker.returncode  # a port polls for it: cold paths only
         if status is not None:
             self._report_exit(slot, worker, status)  # FAILED: begin_checkin now refuses

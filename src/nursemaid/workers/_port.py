@@ -875,7 +875,9 @@ class Port:
                 except OSError as exc:
                     await self._lost(f"the worker stopped reading its stdin ({exc.strerror})")
         except BaseException:
-            if 0 < written < size:
+            # Only if we cut it: a worker lost under the write (_lost) closed the
+            # port already, and is "lost", its own fault, not the caller's.
+            if 0 < written < size and self._state is PortState.OPEN:
                 self._closed_how = "cut"
                 self._break(
                     f"a write was interrupted after {written} of the {size} bytes of a frame, "
@@ -1038,6 +1040,7 @@ class Port:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, signum)  # the worker itself, should it have left its group
 
+    @trio.lowlevel.enable_ki_protection
     async def _wait_unreaped(self) -> bool:
         """Wait until the worker exits, without reaping it; False if that cannot be done."""
         try:
@@ -1050,6 +1053,9 @@ class Port:
             os.close(fd)
         return True
 
+    # KI-protected: a Ctrl-C landing here instead of in the main task would end
+    # the watcher before _exited is set, and _close waits for it, shielded.
+    @trio.lowlevel.enable_ki_protection
     async def _watch_exit(self) -> None:
         with trio.CancelScope(shield=True):
             unreaped = self._own_group and await self._wait_unreaped()
