@@ -1181,6 +1181,9 @@ class Pool:
                     "handle_checkout",
                     f", cut short by the checkout's deadline ({seconds} s)",
                 )
+                if remove is None and _gone(slot.resource):  # its frame cut by the deadline
+                    closed = _describe_closed(slot.resource)
+                    remove = f"its port closed in handle_checkout ({closed})"
                 self._checkin(slot, remove)
                 fate = (
                     "it is removed and replaced, as it was still busy with a request the hook made"
@@ -1195,6 +1198,11 @@ class Pool:
                 )
             if reason is None:
                 reason = _unfinished(lease, slot, "handle_checkout returned Keep() but", "")
+            if reason is None and _gone(slot.resource):
+                # The hook's own request closed the port (cut, lost, garbage): never
+                # hand it on. A refusal in effect, counted as one (a death is counted
+                # as a crash instead, by the checkin's judgement).
+                reason = f"its port closed in handle_checkout ({_describe_closed(slot.resource)})"
             if reason is None:
                 return lease
             # The hook removed this worker: take the next one (the waiter's place in
@@ -1339,6 +1347,9 @@ class Pool:
             remove = verdict
         if remove is None:
             remove = _unfinished(lease, slot, "handle_checkin", "")
+        if _gone(slot.resource):  # the hook's own request closed the port, or it died
+            remove, judged = self._judge_death(slot, remove)
+            failure = failure or judged
         self._end_hooked_lease(lease, slot, remove, failure)
 
     def _end_hooked_lease(
