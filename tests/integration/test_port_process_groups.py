@@ -11,6 +11,7 @@ still signalled by its port, or closing the port would wait for it for ever.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -154,24 +155,29 @@ async def test_brutal_kill_supervisor_ends_the_grandchildren_too() -> None:
 async def test_a_worker_that_leaves_its_group_is_still_ended_by_its_port() -> None:
     # A port that signalled only its group would send neither SIGTERM nor SIGKILL
     # to a worker that moved to another group, and its shielded reap would wait
-    # for ever. A watchdog thread kills the worker after 5 s so the test ends; the
-    # assertion says whether it had to.
+    # for ever. A watchdog thread kills the worker if the close has not ended it
+    # within 5 s, so the test ends; the assertion says whether it had to. (Through
+    # a pidfd: a pid read earlier may be another process's by then.)
     rescued: list[int] = []
+    closed = threading.Event()
     async with open_port([sys.executable, "-c", WORKER], shutdown=0.3) as port:
         pid = port.pid
+        pidfd = os.pidfd_open(pid)
         assert await port.request("leave_group") == os.getpgid(0)
 
         def watchdog() -> None:
-            time.sleep(5)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                rescued.append(pid)
-            except ProcessLookupError:
-                pass
+            if not closed.wait(5):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    rescued.append(pid)
 
-        threading.Thread(target=watchdog, daemon=True).start()
+        guard = threading.Thread(target=watchdog, daemon=True)
+        guard.start()
         with trio.move_on_after(0.2):
             await port.request("wedge")
+    closed.set()
+    guard.join()
+    os.close(pidfd)
     assert not rescued, (
         "the port's SIGTERM/SIGKILL never reached its worker: hung until the watchdog killed it"
     )

@@ -962,9 +962,8 @@ class Pool:
                 failure = f"health check failed: {_describe(exc)}"
                 ended = True
             finally:
-                error = None
-                if failure is not None:  # died under its ping (a crash), or broke the protocol
-                    failure, error = self._judge_death(slot, failure)
+                # Died under its ping (a crash), or broke the protocol (a failure)?
+                failure, error = self._judge_death(slot, failure)
                 # Home before the decision: passing may hand it to a waiter at once.
                 _hand(slot, slot.home)
                 core.end_check(slot, failure, self._clock(), replace=ended, error=error)
@@ -1048,8 +1047,8 @@ class Pool:
     def _judge_death(
         self, slot: WorkerSlot, remove: str | None
     ) -> tuple[str | None, StartError | None]:
-        """Before deciding a worker's fate after a lease (or a health ping) that
-        ended badly, or over a worker that can serve no more: one that has exited
+        """Before deciding a worker's fate after a lease (or a health ping): when it
+        ended badly (*remove* set) or the worker can serve no more, one that has exited
         is reported as crashed (:meth:`_report_exit`); one that lives but cannot
         serve (its port closed under the lease, the block having caught the error)
         is removed.
@@ -1062,9 +1061,11 @@ class Pool:
         instead of being replaced for ever. (A request timeout is not counted: the
         client chose the timeout.)
         """
+        worker = slot.resource
+        if remove is None and not _gone(worker):
+            return None, None  # the usual checkin: nothing to judge
         from nursemaid.workers._port import Port  # cold path; see _gone
 
-        worker = slot.resource
         status = None
         if isinstance(worker, InProcessWorker) or (
             isinstance(worker, Port) and worker._closed_how != "cut"  # its exit: our doing
@@ -1312,9 +1313,7 @@ class Pool:
             self._checkin(slot, remove)
             return
         core = self._core
-        failure = None
-        if remove is not None or _gone(slot.resource):
-            remove, failure = self._judge_death(slot, remove)
+        remove, failure = self._judge_death(slot, remove)
         if not core.begin_checkin(slot, _current_time()):
             lease._slot = None
             self._after_checkin()
@@ -1347,10 +1346,9 @@ class Pool:
             remove = verdict
         if remove is None:
             remove = _unfinished(lease, slot, "handle_checkin", "")
-        if _gone(slot.resource):  # the hook's own request closed the port, or it died
-            remove, judged = self._judge_death(slot, remove)
-            failure = failure or judged
-        self._end_hooked_lease(lease, slot, remove, failure)
+        # Again: the hook's own request may have closed the port, or the worker died.
+        remove, judged = self._judge_death(slot, remove)
+        self._end_hooked_lease(lease, slot, remove, failure or judged)
 
     def _end_hooked_lease(
         self,
@@ -1372,9 +1370,8 @@ class Pool:
     ) -> None:
         """End a lease synchronously: ownership home, then keep or remove the worker."""
         core = self._core
-        if remove is not None or _gone(slot.resource):
-            remove, judged = self._judge_death(slot, remove)
-            failure = failure or judged
+        remove, judged = self._judge_death(slot, remove)
+        failure = failure or judged
         now = self._clock()
         if core.begin_checkin(slot, now):
             handoff = slot.handoff
