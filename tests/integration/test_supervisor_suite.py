@@ -18,6 +18,7 @@ the table row exists and is tested in ``tests/unit/test_policy.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from typing import Any
 
@@ -586,6 +587,36 @@ async def test_count_children(autojump_clock: MockClock) -> None:
         assert counts(sup) == [2, 2, 1, 1]
         await sup.terminate_child("s")
         assert counts(sup) == [2, 1, 1, 1]
+
+
+async def test_count_children_leaves_out_a_child_whose_exit_waits_in_the_queue(
+    autojump_clock: MockClock,
+) -> None:
+    # OTP counts a child active only while its process is alive, even before the
+    # supervisor has handled the 'EXIT'. Here "w" ends while the control loop is
+    # busy starting "slow", so its exit waits in the queue.
+    kids = ScriptedChildren()
+    gate = trio.Event()
+
+    async def slow(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await gate.wait()
+        task_status.started()
+        await trio.sleep_forever()
+
+    async with open_supervisor([kids.spec("w", T)]) as sup, trio.open_nursery() as nursery:
+        nursery.start_soon(sup.start_child, ChildSpec("slow", slow, start_timeout=math.inf))
+        await trio.testing.wait_all_tasks_blocked()
+        kids.exit_nowait("w")
+        await trio.testing.wait_all_tasks_blocked()
+        try:
+            assert kids.running() == set()
+            assert states(sup)[0] == ("w", ChildState.RUNNING)  # not handled yet
+            assert counts(sup) == [2, 0, 0, 2]
+        finally:
+            gate.set()  # else leaving the block waits for the start, which never ends
+        await trio.testing.wait_all_tasks_blocked()
+        assert states(sup) == [("w", ChildState.STOPPED), ("slow", ChildState.RUNNING)]
+        assert counts(sup) == [2, 1, 0, 2]
 
 
 # ------------------------------------------------ significant / auto_shutdown

@@ -144,7 +144,9 @@ class ChildCounts:
     specs: int
     """Children known, running or not."""
     active: int
-    """Children running."""
+    """Children running: started, and their task not ended (one that has ended
+    but whose exit the supervisor has not handled yet is not counted, as OTP
+    counts only live processes)."""
     supervisors: int
     """Children whose type is SUPERVISOR, running or not."""
     workers: int
@@ -497,7 +499,14 @@ class Supervisor:
         specs = active = supervisors = 0
         for child in self._children.values():
             specs += 1
-            active += child.state is ChildState.RUNNING
+            # As OTP's is_process_alive: a child whose task has ended is not
+            # active, even while its exit still waits for the control loop.
+            inc = child.incarnation
+            active += (
+                child.state is ChildState.RUNNING
+                and inc is not None
+                and inc.phase is not _Phase.EXITED
+            )
             supervisors += child.spec.type is ChildType.SUPERVISOR
         return ChildCounts(specs, active, supervisors, specs - supervisors)
 
