@@ -6,7 +6,7 @@ import sys
 
 import trio
 
-from nursemaid import WorkerState, open_pool
+from nursemaid import Transition, WorkerState, open_pool
 
 
 async def main():
@@ -21,7 +21,13 @@ async def main():
 
         # Kill that worker behind the pool's back; the pool notices and replaces it.
         failed = trio.Event()
-        pool.subscribe(lambda event: event.to_state is WorkerState.FAILED and failed.set())
+        pool.subscribe(
+            lambda event: (
+                isinstance(event, Transition)
+                and event.to_state is WorkerState.FAILED
+                and failed.set()
+            )
+        )
         os.kill(pid, signal.SIGKILL)
         await failed.wait()
         print("restarts:", pool.statistics().restarts)
