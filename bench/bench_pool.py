@@ -155,7 +155,7 @@ def bench_pool_execute(
 # How each pool_execute trial's calls split among its workers, per (placement,
 # workers, backend):
 # the idle workers are a stack and execute checks a worker in before its schedule
-# point, so on one core the most recently used worker serves most calls (docs/pool.md).
+# point, so on one core the most recently used worker serves most calls (docs/performance.md).
 SHARES: dict[tuple[str, int, str], list[list[int]]] = {}
 
 

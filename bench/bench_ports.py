@@ -21,7 +21,7 @@ port_1w / port_2w   ``await port.request("echo", args)`` to a ``serve`` worker (
 port_stdlib_1w/2w   the same with the standard library's json on the port's side
                     too: nursemaid installed without extras
 port_noyield_1w/2w  ``port_1w/2w`` with the port's yield before a wait switched off
-                    (docs/ports.md, "How a request waits"): what the yield buys
+                    (docs/performance.md, "How a request waits"): what the yield buys
 port_raw_1w/2w      ``await port.send(frame); await port.receive()`` with
                     ``codec="raw"`` to the echo worker: the port's transport alone
 tpar_1c / tpar_2c   ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)

@@ -7,8 +7,8 @@ the yield finds: the stand-in for ``sched_yield`` releases the worker and waits
 until its reply is readable (the worker ran during our yield, as it does when it
 shares our CPU), or writes bytes into the worker's end of the pipe itself, or does
 nothing (the worker runs on another CPU). Time comes from a fake nanosecond clock,
-so "the yield was slow" is the test's decision too. See docs/ports.md, "How a
-request waits".
+so "the yield was slow" is the test's decision too. See docs/performance.md,
+"How a request waits".
 """
 
 from __future__ import annotations

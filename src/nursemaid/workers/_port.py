@@ -129,8 +129,8 @@ STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
 _READ_SIZE: Final = 65536
-# The yield before a wait (Port._read_after_yield; docs/ports.md, "How a request
-# waits"): give up after this many misses in a row, then probe once every
+# The yield before a wait (Port._read_after_yield; docs/performance.md, "How a
+# request waits"): give up after this many misses in a row, then probe once every
 # _YIELD_PROBE chances, doubling after each failed probe up to _YIELD_PROBE_MAX.
 # A yield that kept us off the CPU for longer than _YIELD_SLOW_NS handed it to
 # some other process for a time slice: that is a miss even if the reply came.
@@ -783,7 +783,7 @@ class Port:
         whatever the read finds. After ``_YIELD_MISSES`` misses in a row the port
         stops yielding, and tries again once every ``_probe_every`` chances
         (doubling after each failed try) in case that changed.
-        Read alongside docs/ports.md ("How a request waits").
+        Read alongside docs/performance.md ("How a request waits").
         """
         if self._misses >= _YIELD_MISSES:
             self._skipped += 1
