@@ -396,6 +396,35 @@ async def test_min_ready_opens_before_every_worker_is_ready(autojump_clock: obje
         assert pool.statistics().idle >= 1
 
 
+async def test_a_worker_that_dies_after_its_handshake_is_not_counted_ready_at_open(
+    autojump_clock: object,
+) -> None:
+    # Worker 0 answers its handshake at once and dies at 0.5 s; worker 1's takes 1 s.
+    # The pool opens when two workers are ready at the same time (at 1 s), not when
+    # two handshakes have ever passed (at 0.5 s, with worker 1 still starting).
+    delays = [0.0, 1.0]
+
+    async def ping(_: object) -> str:
+        await trio.sleep(delays.pop(0) if delays else 0.0)
+        return "pong"
+
+    fleet = Fleet({"ping": ping})
+    pool = Pool(fleet.factory, size=2)
+
+    async def kill_the_ready_one() -> None:
+        await trio.sleep(0.5)
+        (ready,) = [w.id for w in pool.statistics().workers if w.state is WorkerState.IDLE]
+        next(w for w in fleet.workers if w.worker_id == ready).crash(1, "gone\n")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(kill_the_ready_one)
+        await nursery.start(pool.run)
+        stats = pool.statistics()
+        assert (stats.idle, stats.starting) == (2, 0)
+        assert trio.current_time() == pytest.approx(1.0)
+        await pool.aclose()
+
+
 async def test_checkin_hook_with_a_bad_return_removes_the_worker_and_the_pool_carries_on(
     autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -721,6 +750,58 @@ async def test_session_affinity_and_move_after_crash(autojump_clock: object) -> 
             assert lease.worker_id != first
             second = lease.worker_id
     assert next(e for e in seen if isinstance(e, SessionMoved)).to_worker == second
+
+
+async def test_a_session_moves_once_however_many_workers_its_checkout_hook_refuses(
+    autojump_clock: object,
+) -> None:
+    fleet = Fleet()
+    seen: list[object] = []
+    verdicts: list[Keep | Remove] = []
+
+    def hook(lease: Lease) -> Keep | Remove:
+        return verdicts.pop(0) if verdicts else Keep()
+
+    async with open_pool(fleet.factory, size=3, handle_checkout=hook, intensity=10) as pool:
+        pool.subscribe(seen.append)
+        verdicts.append(Remove("not this one"))  # a new session's first worker
+        async with pool.checkout(session="s") as lease:
+            first = lease.worker_id
+        assert not [e for e in seen if isinstance(e, SessionMoved)]
+        next(w for w in fleet.workers if w.worker_id == first).crash(1, "gone\n")
+        await trio.testing.wait_all_tasks_blocked()
+        verdicts.extend([Remove("no"), Remove("nor this")])
+        async with pool.checkout(session="s") as lease:
+            kept = lease.worker_id
+    moves = [(e.from_worker, e.to_worker) for e in seen if isinstance(e, SessionMoved)]
+    assert moves == [(first, kept)]
+
+
+async def test_a_session_of_a_pool_that_runs_again_says_it_moved(autojump_clock: object) -> None:
+    fleet = Fleet()
+    seen: list[object] = []
+    pool = Pool(fleet.factory, size=1, subscribers=[seen.append])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        async with pool.checkout(session="s") as lease:
+            first = lease.worker_id
+        await pool.aclose()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        async with pool.checkout(session="s") as lease:
+            second = lease.worker_id
+        await pool.aclose()
+    moves = [(e.session, e.from_worker, e.to_worker) for e in seen if isinstance(e, SessionMoved)]
+    assert moves == [("s", first, second)]
+
+
+async def test_an_ended_session_leaves_nothing_behind_in_the_pool(autojump_clock: object) -> None:
+    async with open_pool(Fleet().factory, size=2, max_uses=1) as pool:
+        for i in range(50):
+            await pool.execute("echo", i, session=f"one-off {i}")
+            pool.end_session(f"one-off {i}")
+        core = pool._core
+        assert (core.sessions, core.bound) == ({}, {})
 
 
 async def test_crash_mid_request_raises_worker_crashed_and_replaces(

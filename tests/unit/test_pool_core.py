@@ -616,3 +616,96 @@ def test_a_check_failed_by_the_workers_own_fault_counts_against_the_window() -> 
     core.end_check(slot, "health check failed: it broke the protocol", 2.0, error=error())
     assert slot.state is WorkerState.STOPPING
     assert [c[0] for c in effects.calls] == ["stop", "give_up"]
+
+
+def test_a_fresh_replacement_goes_under_the_hot_worker_so_idle_timeout_spares_it() -> None:
+    # A replacement on top of the idle stack would take the next client from the
+    # worker a client used moments ago, which would then age out under idle_timeout.
+    core, effects = open_ready(2)
+    hot = core.checkout_nowait(None, 1.0)
+    assert hot is not None
+    assert core.begin_checkin(hot, 1.1)
+    core.finish_checkin(hot, None, 1.1)
+    (cold,) = [s for s in core.idle if s is not hot]
+    core.retire_idle(cold, "idle for 0.5 s", 1.5)
+    fresh = effects.spawned[-1]
+    bring_up(core, fresh, 1.6)
+    assert core.idle == [fresh, hot]
+    assert core.checkout_nowait(None, 1.7) is hot
+
+
+def test_a_lease_whose_worker_died_still_counts_in_the_lease_time() -> None:
+    core, _ = open_ready(1)
+    slot = core.checkout_nowait(None, 1.0)
+    assert slot is not None
+    core.crashed(slot, "exit 9", error("exit 9"), 1.2)
+    assert not core.begin_checkin(slot, 1.5)
+    assert core.lease_total == 0.5
+    assert core.lease_max == 0.5
+
+
+def test_a_worker_that_leaves_the_pool_leaves_no_session_count_behind() -> None:
+    core, _ = open_ready(1)
+    slot = core.checkout_nowait("s", 1.0)
+    assert slot is not None
+    assert core.bound == {slot.id: 1}
+    assert core.begin_checkin(slot, 1.1)
+    core.finish_checkin(slot, "removed", 1.1)
+    assert core.bound == {}
+    assert core.sessions == {"s": slot.id}  # kept: its next request says it moved
+
+
+def test_with_a_checkout_hook_a_session_move_waits_for_the_verdict() -> None:
+    seen: list[object] = []
+    core, _ = open_ready(3, confirm_moves=True, subscribers=[seen.append])
+    first = core.checkout_nowait("s", 1.0)
+    assert first is not None
+    core.confirm_session(first, 1.0)  # a new session: nothing moved
+    assert core.begin_checkin(first, 1.1)
+    core.finish_checkin(first, "removed", 1.1)
+    refused = core.checkout_nowait("s", 2.0)
+    assert refused is not None
+    core.refuse_session(refused)  # the session never ran there
+    assert core.sessions == {"s": first.id}
+    assert refused.id not in core.bound
+    assert core.begin_checkin(refused, 2.0)
+    core.finish_checkin(refused, "refused", 2.0)
+    kept = core.checkout_nowait("s", 3.0)
+    assert kept is not None
+    assert not [e for e in seen if isinstance(e, SessionMoved)]
+    core.confirm_session(kept, 3.0)
+    moves = [e for e in seen if isinstance(e, SessionMoved)]
+    assert moves == [SessionMoved("s", first.id, kept.id, 3.0)]
+    assert core.bound == {kept.id: 1}
+
+
+def test_a_new_session_whose_first_worker_is_refused_is_bound_to_nothing() -> None:
+    core, _ = open_ready(2, confirm_moves=True)
+    slot = core.checkout_nowait("s", 1.0)
+    assert slot is not None
+    core.refuse_session(slot)
+    assert core.sessions == {}
+    assert core.bound == {}
+
+
+def test_an_ended_session_is_forgotten_and_its_next_checkout_is_a_new_sessions() -> None:
+    seen: list[object] = []
+    core, _ = open_ready(2, subscribers=[seen.append])
+    slot = core.checkout_nowait("s", 1.0)
+    assert slot is not None
+    assert core.begin_checkin(slot, 1.1)
+    core.finish_checkin(slot, "removed", 1.1)
+    core.end_session("s")
+    core.end_session("s")  # twice, or never known: nothing happens
+    core.end_session("never seen")
+    assert core.sessions == {}
+    assert core.checkout_nowait("s", 2.0) is not None
+    assert not [e for e in seen if isinstance(e, SessionMoved)]
+
+
+def test_ending_a_live_workers_session_drops_its_count() -> None:
+    core, _ = open_ready(2)
+    slot = core.checkout_nowait("s", 1.0)
+    assert slot is not None
+    core.end_session("s")
+    assert core.bound == {}

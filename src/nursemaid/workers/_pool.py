@@ -564,6 +564,7 @@ class Pool:
             "period": period,
             "backoff": Backoff(DEFAULTS.backoff_first, DEFAULTS.backoff_max),
             "subscribers": self._subscribers,
+            "confirm_moves": handle_checkout is not None,
         }
         self._core = PoolCore(size, self, **self._core_options)
         # Not running until run() begins: calls are refused (as between runs), so
@@ -761,6 +762,19 @@ class Pool:
         await self._release(lease, None)
         return result
 
+    def end_session(self, session: Hashable) -> None:
+        """Forget *session*'s worker: its next request is a new session's.
+
+        The pool remembers every session it has seen (about a hundred bytes each)
+        until this is called: after the session's worker has gone too (so that
+        its next request can say, with a :class:`SessionMoved`, that it moved),
+        and across the pool's runs. Call it when a session is over, as you would
+        tell the worker to drop the session's state; a session's clients already
+        queued for its worker still get that worker. Ending a session the pool
+        does not know does nothing.
+        """
+        self._core.end_session(session)
+
     def statistics(self) -> PoolStatistics:
         """Return a frozen snapshot: counts, per-worker states, wait and lease times."""
         core = self._core
@@ -896,6 +910,9 @@ class Pool:
         """Forget the last run: a new core (ids continue) and new events."""
         last = self._core
         self._core = PoolCore(last.size, self, first_id=last.next_id, **self._core_options)
+        # Every worker of the last run is gone: each session's next request gets a
+        # new worker, and says so with a SessionMoved as after any other death.
+        self._core.sessions = last.sessions
         self._maintenance = None
         self._timer = trio.CancelScope()
         self._timer_parked = None
@@ -1020,7 +1037,9 @@ class Pool:
             return
         if not core.ready(slot, _current_time()):
             return
-        if core.phase is PoolPhase.OPENING and core.ready_once >= self._min_ready:
+        # Workers ready now (idle, checking, leased or returning), not handshakes
+        # that ever succeeded: one that passed its handshake and died is not ready.
+        if core.phase is PoolPhase.OPENING and core.active - core.starting >= self._min_ready:
             self._opened.set()
         status = await worker.wait_exited()
         if getattr(worker, "_closed_how", None) == "cut":
@@ -1172,10 +1191,12 @@ class Pool:
                         f"handle_checkout was interrupted ({type(exc).__name__}); "
                         "the worker's state is unknown"
                     )
+                self._core.confirm_session(slot, _current_time())  # the hook ran there
                 self._checkin(slot, remove)
                 raise
             if hook_scope.cancelled_caught:
                 lease._slot = None
+                self._core.confirm_session(slot, _current_time())  # the hook ran there
                 remove = _unfinished(
                     lease,
                     slot,
@@ -1205,12 +1226,16 @@ class Pool:
                 # as a crash instead, by the checkin's judgement).
                 reason = f"its port closed in handle_checkout ({_describe_closed(slot.resource)})"
             if reason is None:
+                self._core.confirm_session(slot, _current_time())
                 return lease
             # The hook removed this worker: take the next one (the waiter's place in
             # the queue is not kept — NimblePool does the same). The removal counts
             # against the restart window: a hook that refuses every worker makes the
             # pool give up (the client then gets PoolClosed) instead of spinning.
             lease._slot = None
+            # The session never ran on the refused worker: it stays bound where it
+            # was (or nowhere), and one SessionMoved comes when a worker is kept.
+            self._core.refuse_session(slot)
             cause = f"handle_checkout removed worker {slot.id}: {reason}"
             self._checkin(slot, reason, failure=_start_error(slot, cause, None, None))
 

@@ -141,6 +141,7 @@ class WorkerSlot:
         "idle_place",
         "idle_since",
         "life",
+        "moved",
         "request_then_yield",
         "resource",
         "scope",
@@ -160,6 +161,9 @@ class WorkerSlot:
         self.scope: Any = None
         self.handoff: Any = None
         self.request_then_yield: Any = None
+        # The session bound at this checkout and its worker before, held back
+        # until handle_checkout's verdict (PoolCore.confirm_moves).
+        self.moved: tuple[Hashable, int | None] | None = None
 
     @property
     def state(self) -> WorkerState:
@@ -274,6 +278,9 @@ class PoolCore:
         subscribers: the pool's subscriber list, shared with every worker.
         first_id: the first worker id (a pool run again continues its numbering,
             so ids stay unique in the pool's life).
+        confirm_moves: hold each :class:`SessionMoved` back until the shell calls
+            :meth:`confirm_session` (a ``handle_checkout`` hook kept the worker)
+            or :meth:`refuse_session` (it refused it: the session never ran there).
     """
 
     def __init__(
@@ -288,6 +295,7 @@ class PoolCore:
         backoff: Backoff = Backoff(),
         subscribers: list[Subscriber] | None = None,
         first_id: int = 0,
+        confirm_moves: bool = False,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"pool size must be an int >= 1 (got {size!r})")
@@ -297,6 +305,7 @@ class PoolCore:
             raise ValueError(f"max_uses must be None or an int >= 1 (got {max_uses!r})")
         self.size = size
         self.lazy = lazy
+        self.confirm_moves = confirm_moves
         self.max_uses = max_uses
         self.effects = effects
         self.backoff = backoff
@@ -312,7 +321,8 @@ class PoolCore:
         # order of their `expires` (see enqueue): expire() looks at these only.
         self.timed: dict[Waiter, None] = {}
         self.sessions: dict[Hashable, int] = {}
-        # Invariant: bound[wid] == number of sessions whose value in `sessions` is wid.
+        # Invariant: bound[wid] == number of sessions whose value in `sessions` is wid,
+        # for every live worker wid (a worker's entry goes when it leaves the pool).
         self.bound: dict[int, int] = {}
         self.active = 0  # slots in LIVE_STATES; Invariant: active <= size
         self.starting = 0  # slots in STARTING or HANDSHAKING
@@ -407,7 +417,10 @@ class PoolCore:
         self.starting -= 1
         self.ready_once += 1
         self.start_failures_in_a_row = 0
-        self._make_idle(slot, now)
+        # Fresh: the least recently used of all, so the bottom of the idle stack.
+        # On top it would take the next client from the hot worker, which then
+        # ages out under idle_timeout though a client used it moments ago.
+        self._make_idle(slot, now, fresh=True)
         return True
 
     def init_failed(self, slot: WorkerSlot, cause: str, error: StartError, now: float) -> None:
@@ -589,6 +602,7 @@ class PoolCore:
 
     def _lease(self, slot: WorkerSlot, now: float) -> None:
         slot.life.fire(_E.CHECKOUT, now=now)
+        slot.moved = None
         slot.uses += 1
         slot.checked_out_at = now
         self.checkouts += 1
@@ -611,8 +625,53 @@ class PoolCore:
                 bound[old] = left
             else:
                 bound.pop(old, None)
-        if old is not None and old != slot.id and self.subscribers:
+        if self.confirm_moves:
+            slot.moved = (session, old)  # the hook's verdict decides (confirm_session)
+        elif old is not None and old != slot.id and self.subscribers:
             notify(self.subscribers, SessionMoved(session, old, slot.id, now))
+
+    def end_session(self, session: Hashable) -> None:
+        """Forget *session*: its next checkout is a new session's (no
+        :class:`SessionMoved`). Clients of it already queued for its worker keep
+        waiting for that worker. Nothing happens for a session not known."""
+        wid = self.sessions.pop(session, None)
+        if wid is None:
+            return
+        left = self.bound.get(wid, 0) - 1
+        if left > 0:
+            self.bound[wid] = left
+        else:
+            self.bound.pop(wid, None)
+
+    def confirm_session(self, slot: WorkerSlot, now: float) -> None:
+        """``handle_checkout`` kept *slot* (or ran on it and failed): the session
+        bound at this checkout ran there, so say if it moved."""
+        moved, slot.moved = slot.moved, None
+        if moved is not None:
+            session, old = moved
+            if old is not None and old != slot.id and self.subscribers:
+                notify(self.subscribers, SessionMoved(session, old, slot.id, now))
+
+    def refuse_session(self, slot: WorkerSlot) -> None:
+        """``handle_checkout`` refused *slot*: undo binding its session to it, which
+        never ran there, so no :class:`SessionMoved` names it."""
+        moved, slot.moved = slot.moved, None
+        if moved is None:
+            return
+        session, old = moved
+        if self.sessions.get(session) != slot.id:
+            return
+        left = self.bound.get(slot.id, 0) - 1
+        if left > 0:
+            self.bound[slot.id] = left
+        else:
+            self.bound.pop(slot.id, None)
+        # Bound to a worker that is gone (a session moves only then), or to none:
+        # either way no live worker's count changes.
+        if old is None:
+            del self.sessions[session]
+        else:
+            self.sessions[session] = old
 
     def _serve(self, waiter: Waiter, slot: WorkerSlot, now: float) -> None:
         del self.waiters[waiter]
@@ -629,7 +688,7 @@ class PoolCore:
         waiter.slot = slot
         self.effects.grant(waiter, slot)
 
-    def _make_idle(self, slot: WorkerSlot, now: float) -> None:
+    def _make_idle(self, slot: WorkerSlot, now: float, *, fresh: bool = False) -> None:
         """Hand *slot* (just became IDLE) to the first compatible waiter, or keep it.
 
         A waiter whose ``expires`` has come is timed out first, not served: at a
@@ -644,7 +703,10 @@ class PoolCore:
                 self._serve(waiter, slot, now)
                 return
         slot.idle_since = now
-        self.idle.append(slot)
+        if fresh:
+            self.idle.insert(0, slot)
+        else:
+            self.idle.append(slot)
 
     def _unbind(self, slot: WorkerSlot, now: float) -> None:
         """*slot* is gone: waiters bound to it may take any worker now."""
@@ -671,13 +733,15 @@ class PoolCore:
 
     def begin_checkin(self, slot: WorkerSlot, now: float) -> bool:
         """The lease ended: LEASED → RETURNING. False if the worker is gone already."""
-        if slot.life.state is not _S.LEASED:
-            return False
-        slot.life.fire(_E.CHECKIN, now=now)
+        # Called once per lease, when the client's block ends: the lease time
+        # counts even if the worker died or was stopped during the lease.
         held = now - slot.checked_out_at
         self.lease_total += held
         if held > self.lease_max:
             self.lease_max = held
+        if slot.life.state is not _S.LEASED:
+            return False
+        slot.life.fire(_E.CHECKIN, now=now)
         return True
 
     def finish_checkin(
@@ -741,6 +805,7 @@ class PoolCore:
     def _forget(self, slot: WorkerSlot, was: WorkerState) -> None:
         """*slot* left the live state *was*: out of the counts (and the idle stack)."""
         self.active -= 1
+        self.bound.pop(slot.id, None)  # no session is served by it any more
         if was is _S.IDLE:
             self.idle.remove(slot)
         elif was is _S.CHECKING:
