@@ -69,3 +69,19 @@ def test_importing_nursemaid_imports_no_trio_attrs_or_cattrs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_open_pool_spells_out_the_options_the_contract_names_with_their_defaults() -> None:
+    import inspect
+
+    from nursemaid import open_pool
+
+    params = inspect.signature(open_pool).parameters
+    assert {
+        name: params[name].default for name in ("lazy", "init_timeout", "checkout_timeout")
+    } == {
+        "lazy": False,
+        "init_timeout": 5.0,
+        "checkout_timeout": 5.0,
+    }
+    assert params["size"].kind is inspect.Parameter.KEYWORD_ONLY

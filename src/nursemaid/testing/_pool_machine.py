@@ -736,7 +736,9 @@ def pool_state_machine(
         children = child_pids() if ports else frozenset[int]()
         log: list[Transition | SessionMoved] = []
         worlds: list[PoolWorld] = []  # the hook's way to the world made below
-        hook = {"handle_checkout": _checkout_hook(worlds, long, own_hook)} if hooked else {}
+        hook: dict[str, Any] = (
+            {"handle_checkout": _checkout_hook(worlds, long, own_hook)} if hooked else {}
+        )
         async with open_pool(
             backend.worker, size=size, lazy=lazy, subscribers=[log.append], **options, **hook
         ) as pool:

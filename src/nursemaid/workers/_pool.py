@@ -1618,7 +1618,13 @@ def _check_seconds(
 
 @asynccontextmanager
 async def open_pool(
-    worker: Sequence[str] | WorkerFactory, *, size: int, **options: Any
+    worker: Sequence[str] | WorkerFactory,
+    *,
+    size: int,
+    lazy: bool = DEFAULTS.lazy,
+    init_timeout: float = DEFAULTS.init_timeout,
+    checkout_timeout: float = DEFAULTS.checkout_timeout,
+    **options: Any,
 ) -> AsyncIterator[Pool]:
     """Run a :class:`Pool` for the duration of an ``async with`` block.
 
@@ -1632,7 +1638,9 @@ async def open_pool(
             or a :class:`WorkerFactory` for in-process workers.
         size: the most workers alive at once.
         lazy: start workers only when clients need them (default False: start all
-            at once and open when ``min_ready`` are ready).
+            at once and open when ``min_ready`` are ready). (``lazy``,
+            ``init_timeout`` and ``checkout_timeout`` are spelled out in the
+            signature; every other option below is :class:`Pool`'s, passed on.)
         init_timeout: seconds a new worker has to answer its handshake ping
             (default 5.0); also bounds health pings and ``handle_checkin``.
         checkout_timeout: default seconds a client waits for a worker (5.0).
@@ -1687,7 +1695,14 @@ async def open_pool(
     folded away: it passes through (beside the ``StartError`` in Trio's group,
     should both happen).
     """
-    pool = Pool(worker, size=size, **options)
+    pool = Pool(
+        worker,
+        size=size,
+        lazy=lazy,
+        init_timeout=init_timeout,
+        checkout_timeout=checkout_timeout,
+        **options,
+    )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(pool.run)
