@@ -1678,8 +1678,8 @@ async def test_execute_runs_at_most_fourteen_python_functions(
     # clock at each end (once more with a timeout), the core's checkout and checkin
     # with their three table-checked transitions, and the worker's request. Helper
     # layers on this path (an _acquire_slot coroutine, a _checkin call, the run
-    # context's current_time) made it 21 (27 with a timeout); docs/pool.md's Performance
-    # section has what each costs.
+    # context's current_time) made it 21 (27 with a timeout); docs/performance.md
+    # ("Where a round trip's time goes") has what the pool's share costs.
     async with open_pool(_InstantWorkers(), size=1, health_interval=None) as pool:
         await pool.execute("echo", 1, timeout=timeout)
         calls = await _python_calls(lambda: pool.execute("echo", 1, timeout=timeout))
