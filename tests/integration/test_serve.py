@@ -112,6 +112,7 @@ async def test_request_whose_id_cannot_be_read_exits_2_with_a_message(
     [
         ({"id": 5}, "has no 'op'"),
         ({"id": 5, "op": 42}, "must be a string"),
+        ({"id": 5, "op": None}, "must be a string (got None)"),  # present, so not "no 'op'"
     ],
 )
 async def test_malformed_request_with_a_readable_id_gets_a_bad_request_reply(
@@ -197,6 +198,25 @@ async def test_handler_raising_keyboard_interrupt_ends_the_worker() -> None:
                 await port.request("stop")
     assert info.value.returncode != 0
     assert "KeyboardInterrupt" in info.value.stderr_tail
+
+
+async def test_a_result_nested_too_deeply_to_encode_is_a_value_error_reply() -> None:
+    program = (
+        "from nursemaid import serve\n"
+        "def deep(depth):\n"
+        "    value = []\n"
+        "    for _ in range(depth):\n"
+        "        value = [value]\n"
+        "    return value\n"
+        "serve({'deep': deep})\n"
+    )
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", program]) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("deep", 100_000)
+            assert info.value.type == "ValueError"  # not RecursionError: see the spec's list
+            assert "nested too deeply" in info.value.message
+            assert await port.request("ping") == "pong"
 
 
 def test_a_handler_named_like_a_built_in_op_is_refused() -> None:

@@ -401,8 +401,8 @@ def _answer(
     if type(op) is not str:
         what = (
             f"the request has no {wire.OP!r}"
-            if op is None
-            else f"the request's {wire.OP!r} must be a string (got {op!r})"
+            if _OP not in request
+            else f"the request's {wire.OP!r} must be a string (got {op!r:.60})"
         )
         return _error_reply(dumps, request_id, wire.BAD_REQUEST, what, ""), False
     handler = table.get(op)
@@ -426,7 +426,11 @@ def _answer(
         return dumps({_ID: request_id, _RESULT: result}), False  # _result_reply, inline
     except (TypeError, ValueError, RecursionError) as exc:
         message = f"the handler for {op!r} returned a value JSON cannot encode: {exc}"
-        return _error_reply(dumps, request_id, type(exc).__name__, message, ""), False
+        type_name = type(exc).__name__
+        if isinstance(exc, RecursionError):  # a value is what is wrong: ValueError
+            message = f"the handler for {op!r} returned a value nested too deeply to encode"
+            type_name = "ValueError"
+        return _error_reply(dumps, request_id, type_name, message, ""), False
 
 
 def _result_reply(dumps: Dumps, request_id: int, result: Any) -> bytes:
