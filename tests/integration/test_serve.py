@@ -6,6 +6,7 @@ documentation, which ``docs/protocol.md`` repeats for workers in other languages
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,13 @@ def frame(payload: bytes) -> bytes:
 
 
 async def run_calc(stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    return await run_calc_with([], stdin)
+
+
+async def run_calc_with(options: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(BOUND):
         return await trio.run_process(
-            CALC, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
+            [*CALC, *options], stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
         )
 
 
@@ -198,6 +203,39 @@ async def test_handler_raising_keyboard_interrupt_ends_the_worker() -> None:
                 await port.request("stop")
     assert info.value.returncode != 0
     assert "KeyboardInterrupt" in info.value.stderr_tail
+
+
+async def test_a_reply_too_large_for_a_tiny_max_frame_still_gets_a_cut_error_reply() -> None:
+    # max_frame 120: the LocalProtocolError reply's own message does not fit
+    # either; it is cut like any other error reply's, and the worker serves on.
+    with trio.fail_after(BOUND):
+        async with open_port([*CALC, "--max-frame", "120"], max_frame=120) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("repeat", 200)
+            assert info.value.type == "LocalProtocolError"
+            assert info.value.message.startswith("cannot send a ")
+            assert info.value.message.endswith(" [cut to fit the frame]")
+            assert await port.request("ping") == "pong"
+
+
+async def test_a_max_frame_too_small_for_any_error_reply_exits_2_with_a_message() -> None:
+    # The last resort: 50 bytes cannot hold even an error reply with an empty message.
+    result = await run_calc_with(["--max-frame", "50"], frame(b'{"id":1,"op":"repeat","args":100}'))
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert b"not even an error reply with an empty message fits in max_frame=50" in result.stderr
+
+
+async def test_an_error_reply_is_cut_no_shorter_than_the_frame_needs() -> None:
+    # max_frame 300 leaves room for about 200 characters of message: the cut
+    # keeps as many as fit, not half of them.
+    with trio.fail_after(BOUND):
+        async with open_port([*CALC, "--max-frame", "300"]) as port:
+            with pytest.raises(RemoteError) as info:
+                await port.request("fail", "x" * 250)
+    error = {"type": "ValueError", "message": info.value.message, "traceback": ""}
+    size = len(json.dumps({"id": 1, "error": error}, separators=(",", ":")))
+    assert 300 - 10 < size <= 300  # the reply as serve wrote it, within a character or so
 
 
 async def test_a_result_nested_too_deeply_to_encode_is_a_value_error_reply() -> None:

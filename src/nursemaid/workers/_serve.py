@@ -45,16 +45,22 @@ What ``serve`` does with each input (this is the worker half of
                                                             ``str(e)``, ``traceback`` the
                                                             formatted traceback; keeps serving
     the handler returns a value JSON cannot encode          error reply, type ``TypeError`` or
-                                                            ``ValueError``; keeps serving
+                                                            ``ValueError`` (also for a value
+                                                            nested too deeply); keeps serving
     the reply would be over ``max_frame``                   error reply, type
-                                                            ``LocalProtocolError``; keeps serving
+                                                            ``LocalProtocolError`` (an error
+                                                            reply keeps its own type), without
+                                                            traceback, its message cut to fit
+                                                            if need be; keeps serving. If not
+                                                            even an empty message fits: a line
+                                                            on stderr; exit status 2
     ``op`` has no handler                                   error reply, type ``UnknownOp``,
                                                             naming the ops it has; keeps serving
     a JSON object whose ``id`` is an int (not a bool) but   error reply to that id, type
     whose ``op`` is missing or not a string                 ``BadRequest``, saying what is
                                                             wrong; keeps serving
-    anything else (not UTF-8 JSON, not an object, no        a line on stderr saying what was
-    usable ``id``): nobody can be told                      wrong; exit status 2
+    anything else (not JSON, not an object, no usable       a line on stderr saying what was
+    ``id``, an empty frame): nobody can be told             wrong; exit status 2
     a header announcing more than ``max_frame``             a line on stderr; exit status 2
     end of file between frames                              ``serve`` returns (exit status 0)
     end of file in the middle of a frame                    a line on stderr; exit status 2
@@ -342,47 +348,71 @@ def _frames(decoder: FrameDecoder) -> Iterator[bytes]:
 
 
 def _too_large(request_id: int, reply: bytes, packet: int, max_frame: int, dumps: Dumps) -> bytes:
-    """The frame to send instead of a *reply* over max_frame: an error reply, if it fits.
+    """The frame to send instead of a *reply* over max_frame: an error reply that fits.
 
-    An error reply that is too large (a traceback, under packet 1 or 2) keeps
-    its error: the traceback is left out, and the message cut if need be.
+    An error reply (a traceback makes one long, under packet 1 or 2 especially)
+    keeps its error; a result reply becomes a ``LocalProtocolError`` saying why.
+    Either way the traceback is left out and the message cut if need be. Only
+    when not even the error with an empty message fits does the worker give up.
     """
-    fitted = _fit_error(request_id, reply, min(max_frame, (1 << (8 * packet)) - 1), dumps)
-    if fitted is not None:
-        return encode_frame(fitted, packet=packet, max_frame=max_frame)
-    try:
-        encode_frame(reply, packet=packet, max_frame=max_frame)
-    except Exception as exc:  # LocalProtocolError, saying why
-        error = _error_reply(dumps, request_id, "LocalProtocolError", str(exc), "")
-    else:  # pragma: no cover - callers only come here for a reply that does not fit
-        raise AssertionError("_too_large called for a reply that fits")
-    try:
-        return encode_frame(error, packet=packet, max_frame=max_frame)
-    except Exception as exc:
-        _fatal(f"not even an error reply fits in max_frame={max_frame}: {exc}")
+    limit = min(max_frame, (1 << (8 * packet)) - 1)
+    error = _error_of(reply)
+    if error is None:
+        try:
+            encode_frame(reply, packet=packet, max_frame=max_frame)
+        except Exception as exc:  # LocalProtocolError, saying why
+            error = ("LocalProtocolError", str(exc))
+        else:  # pragma: no cover - callers only come here for a reply that does not fit
+            raise AssertionError("_too_large called for a reply that fits")
+    fitted = _fit_error(request_id, *error, limit, dumps)
+    if fitted is None:
+        _fatal(
+            f"not even an error reply with an empty message fits in max_frame={max_frame} "
+            f"(packet={packet}): a {len(reply)}-byte reply to request {request_id} is lost; "
+            f"raise max_frame on both sides"
+        )
+    return len(fitted).to_bytes(packet, "big") + fitted
 
 
-def _fit_error(request_id: int, reply: bytes, limit: int, dumps: Dumps) -> bytes | None:
-    """*reply*, an error reply, made to fit in *limit* bytes; None if it is not one
-    or cannot fit."""
+def _error_of(reply: bytes) -> tuple[str, str] | None:
+    """The type and message of *reply* if it is an error reply, else None."""
     import json  # imported already by _json_functions: free here
 
     try:
         error = json.loads(reply)[wire.ERROR]
         type_name, message = error[wire.ERROR_TYPE], error[wire.ERROR_MESSAGE]
     except (ValueError, KeyError, TypeError):
-        return None  # a result reply: the caller answers LocalProtocolError
+        return None  # a result reply
     if type(type_name) is not str or type(message) is not str:
         return None  # pragma: no cover - serve's own error replies always hold strings
-    text, cut = message, len(message)
-    while True:
+    return type_name, message
+
+
+def _fit_error(
+    request_id: int, type_name: str, message: str, limit: int, dumps: Dumps
+) -> bytes | None:
+    """An error reply without traceback in at most *limit* bytes, its message cut
+    as little as it must be; None if not even an empty message fits."""
+
+    def reply(text: str) -> bytes | None:
         fitted = _error_reply(dumps, request_id, type_name, text, "")
-        if len(fitted) <= limit:
-            return fitted
-        if not text:
-            return None
-        cut //= 2
-        text = message[:cut] + _CUT if cut else ""
+        return fitted if len(fitted) <= limit else None
+
+    whole = reply(message)
+    if whole is not None:
+        return whole
+    # The longest prefix that fits with the marker after it. Every character
+    # takes at least one byte, so no prefix longer than *limit* can fit, and a
+    # longer prefix never takes fewer bytes: a binary search finds it.
+    best, low, high = None, 0, min(len(message), limit)
+    while low <= high:
+        middle = (low + high) // 2
+        fitted = reply(message[:middle] + _CUT if middle else _CUT.lstrip())
+        if fitted is None:
+            high = middle - 1
+        else:
+            best, low = fitted, middle + 1
+    return best if best is not None else reply("")
 
 
 _CUT = " [cut to fit the frame]"
