@@ -257,6 +257,14 @@ async def test_a_result_nested_too_deeply_to_encode_is_a_value_error_reply() -> 
             assert await port.request("ping") == "pong"
 
 
+async def test_text_on_stdin_is_blamed_on_what_feeds_stdin_not_on_the_worker() -> None:
+    result = await run_calc(b"Hello world\n")
+    assert result.returncode == 2
+    assert b"did the worker write to stdout" not in result.stderr  # the port's hint
+    assert b"b'Hell' announces 1214606444 bytes" in result.stderr
+    assert b"writing text to this worker's stdin" in result.stderr
+
+
 def test_a_handler_named_like_a_built_in_op_is_refused() -> None:
     with pytest.raises(ValueError, match="built-in op 'ping'"):
         serve({"ping": lambda args: None})

@@ -17,6 +17,9 @@ Rules:
       often a worker that ``print``-ed to stdout) must never make us buffer
       gigabytes. After any error the decoder is *poisoned*: every later call
       raises, because the byte stream can no longer be trusted to be in step.
+    * That error's hint is written for the side that reads: a header that looks
+      like text is, for a port, a worker that wrote to stdout. A decoder on the
+      other side (``serve``'s) sets its own ``_TEXT_HINT``.
     * Going out, :func:`encode_frame` refuses a payload over ``max_frame`` (or over
       what an N-byte header can express) with
       :class:`~nursemaid.LocalProtocolError` before producing anything, so the
@@ -51,7 +54,7 @@ from nursemaid._errors import LocalProtocolError, RemoteProtocolError, UsageErro
 # costs a worker ~4 ms of start-up; type checkers treat this name as True.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final, NoReturn
+    from typing import ClassVar, Final, NoReturn
 
 __all__ = ["DEFAULT_MAX_FRAME", "PACKET_SIZES", "FrameDecoder", "encode_frame"]
 
@@ -149,6 +152,10 @@ class FrameDecoder:
     """
 
     __slots__ = ("_buf", "_eof", "_error", "_header", "_max_frame", "_need", "_packet")
+
+    # What a header that reads as text most likely means, for the side reading it:
+    # here a port's, whose peer is a worker; serve's decoder says its own.
+    _TEXT_HINT: ClassVar[str] = "the header looks like text: did the worker write to stdout?"
 
     def __init__(self, *, packet: int = 4, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         _check_options(packet, max_frame)
@@ -261,7 +268,7 @@ class FrameDecoder:
         hint = f"the peer is not speaking {{packet, {self._packet}}} framing"
         if all(0x20 <= b < 0x7F for b in header):
             # The classic: a worker print()s to stdout, and "Hell" reads as 1.2 GB.
-            hint = "the header looks like text: did the worker write to stdout?"
+            hint = self._TEXT_HINT
         self._error = RemoteProtocolError(
             f"incoming frame header {header!r} announces {announced} bytes, more than "
             f"max_frame={self._max_frame}; {hint} (or raise max_frame on both sides)"

@@ -151,7 +151,7 @@ def serve(
         TypeError: a handler is not callable, or an op name is not a string.
     """
     table = _check_handlers(handlers)
-    decoder = FrameDecoder(packet=packet, max_frame=max_frame)
+    decoder = _RequestDecoder(packet=packet, max_frame=max_frame)
     loads, dumps = _json_functions()
     in_fd, out_fd = _private_stdio()
     try:
@@ -273,6 +273,20 @@ def _private_stdio() -> tuple[int, int]:
     sys.stdout = sys.stderr
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     return in_fd, out_fd
+
+
+class _RequestDecoder(FrameDecoder):
+    """The shared frame decoder, with a hint that fits the worker's side.
+
+    Text where a request header belongs was not written by the worker: whatever
+    feeds its stdin (most often a person running the worker by hand) wrote it.
+    """
+
+    __slots__ = ()
+    _TEXT_HINT = (
+        "the header looks like text: is something other than a port writing "
+        "text to this worker's stdin?"
+    )
 
 
 def _fatal(message: str) -> NoReturn:
