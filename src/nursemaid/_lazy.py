@@ -56,3 +56,28 @@ def attach(
         return public
 
     return __getattr__, __dir__, list(public)
+
+
+def show_public_module(namespace: Mapping[str, object], package: str) -> None:
+    """Give the names *package* exports, where the calling module defines them,
+    *package* as their ``__module__`` (Trio's habit), so that reprs, tracebacks and
+    the docs show the path users import.
+
+    Each private module calls this at its end. Which names are public is read from
+    the package's ``__all__`` (its :func:`attach` table), the one list of them.
+
+    Args:
+        namespace: the calling module's ``globals()``.
+        package: the public package, already imported (as it always is before
+            any of its submodules runs).
+    """
+    import sys
+
+    here = namespace["__name__"]
+    for name in sys.modules[package].__all__:
+        obj = namespace.get(name)
+        if (isinstance(obj, type) or callable(obj)) and getattr(obj, "__module__", None) == here:
+            try:  # noqa: SIM105 (not contextlib: every worker imports this module)
+                obj.__module__ = package
+            except (AttributeError, TypeError):  # pragma: no cover - a builtin
+                pass

@@ -85,3 +85,19 @@ def test_open_pool_spells_out_the_options_the_contract_names_with_their_defaults
         "checkout_timeout": 5.0,
     }
     assert params["size"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_the_workers_public_names_show_the_module_users_import_them_from() -> None:
+    import pickle
+
+    import nursemaid.workers
+
+    private = {
+        name: getattr(nursemaid.workers, name).__module__
+        for name in nursemaid.workers.__all__
+        if name != "serve"  # a worker's start-up imports it: nothing extra runs there
+        and getattr(nursemaid.workers, name).__module__ != "nursemaid.workers"
+    }
+    assert private == {}
+    state = nursemaid.workers.WorkerState.IDLE
+    assert pickle.loads(pickle.dumps(state)) is state  # the public path resolves

@@ -8,9 +8,9 @@ the path users import. Which names are public is read from the package's lazy ta
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Mapping
+
+from nursemaid import _lazy
 
 PUBLIC_MODULE = "nursemaid.testing"
 
@@ -21,11 +21,4 @@ def show_public_module(namespace: Mapping[str, object]) -> None:
     Args:
         namespace: the calling module's ``globals()``.
     """
-    # The package is fully imported before any of its submodules runs.
-    exported: list[str] = sys.modules[PUBLIC_MODULE].__all__
-    here = namespace["__name__"]
-    for name in exported:
-        obj = namespace.get(name)
-        if (isinstance(obj, type) or callable(obj)) and getattr(obj, "__module__", None) == here:
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = PUBLIC_MODULE
+    _lazy.show_public_module(namespace, PUBLIC_MODULE)

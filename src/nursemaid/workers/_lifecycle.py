@@ -45,6 +45,7 @@ from typing import Final, Literal
 
 import attrs
 
+from nursemaid import _lazy
 from nursemaid._errors import LifecycleError
 
 __all__ = [
@@ -315,3 +316,6 @@ def lifecycle_diagram(format: Literal["mermaid", "dot"] = "mermaid") -> str:
         lines.append("}")
         return "\n".join(lines) + "\n"
     raise ValueError(f"diagram format must be 'mermaid' or 'dot' (got {format!r})")
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")

@@ -65,6 +65,7 @@ import attrs
 import outcome
 import trio
 
+from nursemaid import _lazy
 from nursemaid._errors import (
     CheckoutTimeout,
     PoolClosed,
@@ -1723,3 +1724,6 @@ async def open_pool(
         _raise_if_single(group)
         _raise_failure_over_block(group, failure)
         raise
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")

@@ -57,6 +57,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from nursemaid import _lazy
 from nursemaid._errors import InternalError, StartError, WorkerError, format_stderr_tail
 from nursemaid.supervisor._intensity import RestartWindow
 from nursemaid.workers._lifecycle import (
@@ -874,3 +875,6 @@ class PoolCore:
     def leased(self) -> int:
         """Workers LEASED or RETURNING."""
         return self.active - self.starting - self.checking - len(self.idle)
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")

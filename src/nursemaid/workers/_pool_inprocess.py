@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from nursemaid import _lazy
 from nursemaid._errors import PortClosed, RemoteError, RequestTimeout, UsageError, WorkerCrashed
 
 __all__ = ["InProcessWorker", "InProcessWorkers"]
@@ -253,3 +254,6 @@ class InProcessWorkers:
             if worker.returncode is None:
                 worker._ending = "was closed"
                 worker.crash(0)
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")
