@@ -348,6 +348,30 @@ async def test_text_on_stdout_is_reported_as_a_worker_that_wrote_to_stdout() -> 
                 await port.receive()
 
 
+EXPLAIN_THEN_GARBAGE = [
+    sys.executable,
+    "-c",
+    "import os, sys\n"
+    "os.read(0, 65536)\n"
+    "sys.stderr.write('why: the model file is corrupt\\n'); sys.stderr.flush()\n"
+    "os.write(1, b'not a frame at all, just text')\n"
+    "while os.read(0, 65536): pass\n",
+]
+
+
+async def test_a_protocol_error_carries_what_the_worker_wrote_on_stderr_just_before() -> None:
+    # The worker explains on stderr, then writes garbage. The stderr reader task had
+    # not always read the line when the error was raised (2 runs in 10 had it).
+    with trio.fail_after(BOUND):
+        for _ in range(10):
+            async with open_port(EXPLAIN_THEN_GARBAGE) as port:
+                with pytest.raises(RemoteProtocolError) as info:
+                    await port.request("anything")
+            assert info.value.stderr_tail == "why: the model file is corrupt\n"
+            assert str(info.value).endswith("why: the model file is corrupt")
+            assert info.value.returncode == 0  # it exited on end of file, as asked
+
+
 async def test_replies_arriving_a_byte_at_a_time_are_reassembled() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("bytewise")) as port:

@@ -82,6 +82,7 @@ from typing import Any, Final, Literal, NoReturn, cast
 
 import trio
 
+from nursemaid import _lazy
 from nursemaid._errors import (
     LocalProtocolError,
     PortClosed,
@@ -119,9 +120,11 @@ STDERR_LOG_LEVEL: Final = logging.WARNING
 logging set-up, because a worker's stderr is where it explains why it failed.
 Quieten one port with ``logging.getLogger("nursemaid.port.NAME").setLevel(...)``."""
 EXIT_STATUS_WAIT: Final = 1.0
-"""After the worker closes its end of a pipe under a call, how long the call waits
-for the exit status and the rest of stderr before raising
-:class:`~nursemaid.WorkerCrashed`, so that the error can show them. A worker that
+"""After the worker closes its end of a pipe under a call, or breaks the protocol
+(then the port closes its pipes, which tells a well-behaved worker to exit), how
+long the call waits for the exit status and the rest of stderr before raising
+:class:`~nursemaid.WorkerCrashed` or :class:`~nursemaid.RemoteProtocolError`, so
+that the error can show them. A worker that
 exits at once costs only as long as it takes to reap it; one that closed its
 pipe but keeps running makes the error wait this long, then carry
 ``returncode=None``."""
@@ -587,7 +590,7 @@ class Port:
             try:
                 payload = decoder.next_frame()
             except RemoteProtocolError as exc:
-                self._fail_protocol(exc)
+                await self._fail_protocol(exc)
             if payload is not None:
                 if self._abandoned and self._is_late_reply(payload):
                     continue
@@ -599,9 +602,9 @@ class Port:
         try:
             return self._codec.decode(payload)
         except RemoteProtocolError as exc:
-            self._fail_protocol(exc)
+            await self._fail_protocol(exc)
         except (TypeError, ValueError) as exc:
-            self._fail_protocol(
+            await self._fail_protocol(
                 RemoteProtocolError(
                     f"cannot decode a {len(payload)}-byte frame with codec "
                     f"{self._codec.name!r}: {exc}"
@@ -682,7 +685,7 @@ class Port:
                     try:
                         payload = decoder.next_frame()
                     except RemoteProtocolError as exc:
-                        self._fail_protocol(exc)
+                        await self._fail_protocol(exc)
                 if payload is None:
                     # Read first, wait only if nothing is there: on one core the worker
                     # usually runs (and answers) as soon as our write wakes it, and a
@@ -729,7 +732,7 @@ class Port:
                     try:
                         obj = loads(payload)
                     except RemoteProtocolError as exc:
-                        self._fail_protocol(exc)
+                        await self._fail_protocol(exc)
                     if type(obj) is dict and len(obj) == 2 and _RESULT in obj:
                         reply_id = obj.get(_ID)
                         if type(reply_id) is int and reply_id == request_id:
@@ -738,7 +741,7 @@ class Port:
                     try:
                         reply = self._decode_reply(payload)
                     except RemoteProtocolError as exc:
-                        self._fail_protocol(exc)
+                        await self._fail_protocol(exc)
                     reply_id = reply.id
                     if reply_id == request_id:
                         if type(reply) is Reply:
@@ -753,13 +756,13 @@ class Port:
                     )
                     continue
                 if reply_id is None:
-                    self._fail_protocol(
+                    await self._fail_protocol(
                         RemoteProtocolError(
                             f"the worker could not read a request and answered "
                             f"{getattr(reply, 'type', '?')}: {getattr(reply, 'message', '')}"
                         )
                     )
-                self._fail_protocol(
+                await self._fail_protocol(
                     RemoteProtocolError(
                         f"got a reply with id {reply_id!r} while waiting for id {request_id} "
                         f"(request {op!r}); no request with that id is waiting or abandoned"
@@ -922,9 +925,20 @@ class Port:
         self._stdin.close()
         self._stdout.close()
 
-    def _fail_protocol(self, exc: RemoteProtocolError) -> NoReturn:
+    async def _fail_protocol(self, exc: RemoteProtocolError) -> NoReturn:
+        """The worker broke the protocol under this call: close, wait for its
+        evidence, raise.
+
+        As :meth:`_lost` does, waits up to ``EXIT_STATUS_WAIT`` for the exit status
+        and the end of stderr (closing the pipes tells a ``serve`` worker to exit):
+        a worker usually explains on stderr just before it writes garbage, and
+        without the wait that line was in the error only now and then.
+        """
         self._break(f"the worker broke the protocol: {exc.args[0] if exc.args else exc}")
         self._closed_how = "protocol"  # the worker's fault: a pool counts it as a failure
+        with trio.move_on_after(EXIT_STATUS_WAIT):
+            await self._exited.wait()
+            await self._stderr_done.wait()
         raise RemoteProtocolError(
             f"{self._label()}: {exc.args[0] if exc.args else exc}; the port is closed",
             returncode=self._status(),
@@ -1326,3 +1340,6 @@ def _reraise_unwrapped(exc: BaseException) -> NoReturn:
     finally:
         exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
         del exc
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")
