@@ -9,9 +9,12 @@ from nursemaid._lazy import attach
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from nursemaid.workers._lifecycle import TRANSITIONS as TRANSITIONS
     from nursemaid.workers._lifecycle import Transition as Transition
     from nursemaid.workers._lifecycle import WorkerEvent as WorkerEvent
     from nursemaid.workers._lifecycle import WorkerState as WorkerState
+    from nursemaid.workers._lifecycle import lifecycle_diagram as lifecycle_diagram
+    from nursemaid.workers._lifecycle import next_state as next_state
     from nursemaid.workers._pool import Keep as Keep
     from nursemaid.workers._pool import Lease as Lease
     from nursemaid.workers._pool import Pool as Pool
@@ -35,9 +38,12 @@ __getattr__, __dir__, __all__ = attach(
         "._port": ("Port", "open_port"),
         "._serve": ("serve",),
         "._lifecycle": (
+            "TRANSITIONS",
             "Transition",
             "WorkerEvent",
             "WorkerState",
+            "lifecycle_diagram",
+            "next_state",
         ),
         "._pool": (
             "Keep",
