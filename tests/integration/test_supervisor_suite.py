@@ -672,3 +672,11 @@ async def test_terminating_a_significant_child_does_not_auto_shutdown(
     async with open_supervisor(children, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT) as sup:
         await sup.terminate_child("s")
         assert kids.running() == {"a"}
+
+
+async def test_an_unnamed_supervisor_is_called_unnamed_in_its_errors_not_none(
+    autojump_clock: MockClock,
+) -> None:
+    async with open_supervisor([]) as sup:
+        with pytest.raises(ChildNotFound, match=r"^supervisor \(unnamed\) has no child 'x'$"):
+            await sup.terminate_child("x")

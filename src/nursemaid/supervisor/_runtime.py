@@ -430,6 +430,11 @@ class Supervisor:
         return self._flags.name
 
     @property
+    def _shown(self) -> str:
+        """The name as messages show it: its repr, or ``(unnamed)`` (not ``None``)."""
+        return "(unnamed)" if self.name is None else repr(self.name)
+
+    @property
     def flags(self) -> SupervisorFlags:
         """The supervisor's strategy, intensity, period, auto_shutdown and name."""
         return self._flags
@@ -556,7 +561,7 @@ class Supervisor:
         """
         if self._status is not _Status.IDLE:
             raise UsageError(
-                f"supervisor {self.name!r} is already running; a Supervisor runs one "
+                f"supervisor {self._shown} is already running; a Supervisor runs one "
                 f"tree at a time (create another Supervisor for a second tree)"
             )
         self._begin()
@@ -604,7 +609,7 @@ class Supervisor:
                 break
             if isinstance(message, _Call):
                 message.reply.fail(
-                    UsageError(f"supervisor {self.name!r} stopped before handling the call")
+                    UsageError(f"supervisor {self._shown} stopped before handling the call")
                 )
             elif isinstance(message, _StopRequest):
                 message.reply.set(None)
@@ -637,7 +642,7 @@ class Supervisor:
                     # Cancelled (or KeyboardInterrupt) while handling it: the
                     # caller must not wait forever for an answer.
                     message.reply.fail(
-                        UsageError(f"supervisor {self.name!r} stopped while handling the call")
+                        UsageError(f"supervisor {self._shown} stopped while handling the call")
                     )
                     raise
                 ending = None
@@ -719,8 +724,8 @@ class Supervisor:
                 )
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
-                    "supervisor %r: started child %r",
-                    self.name,
+                    "supervisor %s: started child %r",
+                    self._shown,
                     spec.id,
                     extra={"context": "progress", "offender": _offender(spec)},
                 )
@@ -790,8 +795,8 @@ class Supervisor:
                         SupervisorAutoShutdown(self.name, child.spec.id, trio.current_time())
                     )
                 logger.info(
-                    "supervisor %r: significant child %r exited; shutting down (auto_shutdown=%s)",
-                    self.name,
+                    "supervisor %s: significant child %r exited; shutting down (auto_shutdown=%s)",
+                    self._shown,
                     child.spec.id,
                     self._flags.auto_shutdown.name,
                 )
@@ -855,7 +860,7 @@ class Supervisor:
         else:
             last = f"last exit: child {child.spec.id!r}"
         error = RestartIntensityExceeded(
-            f"supervisor {self.name!r} gave up: {len(restarts)} restarts within "
+            f"supervisor {self._shown} gave up: {len(restarts)} restarts within "
             f"{flags.period!r} s exceed intensity {flags.intensity!r} ({last})",
             supervisor=self.name,
             intensity=flags.intensity,
@@ -870,10 +875,10 @@ class Supervisor:
                 SupervisorEscalated(self.name, child.spec.id, reason, restarts, trio.current_time())
             )
         logger.error(
-            "supervisor %r: reached max restart intensity; shutting down\n"
+            "supervisor %s: reached max restart intensity; shutting down\n"
             "    context: shutdown\n    reason: reached_max_restart_intensity\n"
             "    offender: %r",
-            self.name,
+            self._shown,
             _offender(child.spec),
             extra={
                 "context": "shutdown",
@@ -895,7 +900,7 @@ class Supervisor:
             }
             why = f"{type(reason).__name__}: {str(reason).splitlines()[0].split(' (returncode')[0]}"
         error = StartError(
-            f"supervisor {self.name!r} could not start child {child.spec.id!r}: {why}",
+            f"supervisor {self._shown} could not start child {child.spec.id!r}: {why}",
             child_id=child.spec.id,
             reason=reason,
             **details,
@@ -915,8 +920,8 @@ class Supervisor:
             left = [c for c in reversed(list(self._children.values())) if c.incarnation]
             if left:
                 logger.warning(
-                    "supervisor %r: ran out of shutdown time; killing %d children: %r",
-                    self.name,
+                    "supervisor %s: ran out of shutdown time; killing %d children: %r",
+                    self._shown,
                     len(left),
                     [c.spec.id for c in left],
                 )
@@ -943,9 +948,9 @@ class Supervisor:
         if self._subscribers:
             self._emit(ChildStartFailed(self.name, child.spec.id, reason, trio.current_time()))
         logger.warning(
-            "supervisor %r: child %r failed to start\n    context: start_error\n"
+            "supervisor %s: child %r failed to start\n    context: start_error\n"
             "    reason: %r\n    offender: %r",
-            self.name,
+            self._shown,
             child.spec.id,
             reason,
             _offender(child.spec),
@@ -966,8 +971,8 @@ class Supervisor:
             # on its way out of every supervisor.)
             context = "shutdown_error" if stopped else "child_terminated"
             logger.warning(
-                "supervisor %r: child %r %s\n    context: %s\n    reason: %r\n    offender: %r",
-                self.name,
+                "supervisor %s: child %r %s\n    context: %s\n    reason: %r\n    offender: %r",
+                self._shown,
                 spec.id,
                 "raised while stopping" if stopped else "crashed",
                 context,
@@ -978,8 +983,8 @@ class Supervisor:
             )
         elif logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "supervisor %r: child %r exited (%s)",
-                self.name,
+                "supervisor %s: child %r exited (%s)",
+                self._shown,
                 spec.id,
                 inc.kind.name,
                 extra={
@@ -994,7 +999,7 @@ class Supervisor:
     def _check_running(self, what: str) -> None:
         if self._status not in (_Status.STARTING, _Status.RUNNING):
             raise UsageError(
-                f"{what}: supervisor {self.name!r} is not running; start it with "
+                f"{what}: supervisor {self._shown} is not running; start it with "
                 f"open_supervisor(...) or nursery.start(supervisor.run)"
             )
 
@@ -1010,7 +1015,7 @@ class Supervisor:
             return self._children[child_id]
         except KeyError:
             raise ChildNotFound(
-                f"supervisor {self.name!r} has no child {child_id!r}", child_id=child_id
+                f"supervisor {self._shown} has no child {child_id!r}", child_id=child_id
             ) from None
 
     def _lookup_stopped(self, child_id: Hashable) -> _Child:
@@ -1044,7 +1049,7 @@ class Supervisor:
             if existing is not None:
                 how = "running" if existing.state is ChildState.RUNNING else "present (not running)"
                 raise ChildAlreadyExists(
-                    f"supervisor {self.name!r} already has a child {spec.id!r}, {how}; "
+                    f"supervisor {self._shown} already has a child {spec.id!r}, {how}; "
                     f"pick another id, or delete_child({spec.id!r}) first",
                     child_id=spec.id,
                 )

@@ -337,8 +337,14 @@ class PoolStatistics:
         workers: every worker that has not finished, by id.
         checkouts: leases granted so far.
         waits: how many of those had to queue.
-        wait_time_total, wait_time_max: seconds queued (sum and maximum).
-        lease_time_total, lease_time_max: seconds leased (sum and maximum).
+        wait_time_total: seconds queued, summed over the checkouts that waited.
+        wait_time_max: the longest of those waits.
+        lease_time_total: seconds leased, summed over every lease that ended.
+        lease_time_max: the longest of those leases.
+
+    The counts and times cover the pool's current run: a pool that runs again (a
+    supervisor restarted it) starts them from zero, so exporters should treat
+    them as counters that may reset.
     """
 
     size: int
