@@ -224,6 +224,12 @@ def test_malformed_request_is_named(
     assert '\nExpected: {"id": int, "op": str' in str(info.value)
 
 
+def test_a_malformed_request_is_blamed_on_the_port_that_sent_it(standard: StandardEnvelope) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        standard.decode_request(b'{"id": 3}')
+    assert str(info.value).startswith("malformed request from port: ")
+
+
 @pytest.mark.parametrize(
     ("reply", "shape"),
     [

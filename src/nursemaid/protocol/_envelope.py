@@ -109,8 +109,9 @@ class ErrorReply:
     Attributes:
         id: the id of the request answered; ``None`` only when the worker could not
             read the request's id.
-        type: the name of the exception type on the far side (``"ValueError"``,
-            or ``serve``'s own ``"UnknownOp"`` and ``"BadRequest"``).
+        type: the name of the error on the far side: an exception class's name
+            (``"ValueError"``) or one of ``serve``'s own, ``"UnknownOp"``,
+            ``"BadRequest"`` and ``"LocalProtocolError"``.
         message: the exception's message.
         traceback: the far side's formatted traceback (default empty).
     """
@@ -209,9 +210,16 @@ def _snippet(payload: bytes) -> str:
     return f"{bytes(payload[:200])!r}" + ("..." if len(payload) > 200 else "")
 
 
+# Who sent what, for the error messages: replies come from a worker, requests from
+# the port (decode_request is the worker's side).
+_REPLY: Final = "reply from worker"
+_ERROR_REPLY: Final = "error reply from worker"
+_REQUEST: Final = "request from port"
+
+
 def _malformed(what: str, expected: str, problems: str, payload: bytes) -> RemoteProtocolError:
     return RemoteProtocolError(
-        f"malformed {what} from worker: {problems}\nExpected: {expected}\nGot: {_snippet(payload)}"
+        f"malformed {what}: {problems}\nExpected: {expected}\nGot: {_snippet(payload)}"
     )
 
 
@@ -369,25 +377,34 @@ class StandardEnvelope:
         Raises:
             RemoteProtocolError: *obj* is not a well-formed reply.
         """
-        reply = _check_object(obj, "reply", _REPLY_SHAPE, payload)
+        reply = _check_object(obj, _REPLY, _REPLY_SHAPE, payload)
         has_result, has_error = w.RESULT in reply, w.ERROR in reply
         if has_result == has_error:
             which = "both 'result' and" if has_result else "neither 'result' nor"
-            raise _malformed("reply", _REPLY_SHAPE, f"it has {which} 'error'", payload)
+            raise _malformed(_REPLY, _REPLY_SHAPE, f"it has {which} 'error'", payload)
         if has_result:
-            return _structure(reply, Reply, "reply", _REPLY_SHAPE, payload)
-        return _structure(reply, ErrorReply, "error reply", _REPLY_SHAPE, payload)
+            return _structure(reply, Reply, _REPLY, _REPLY_SHAPE, payload)
+        return _structure(reply, ErrorReply, _ERROR_REPLY, _REPLY_SHAPE, payload)
 
-    # -- the worker's side: what serve does (tests and pure-Python fakes use these) --
+    # -- the worker's side, for tests and pure-Python fakes (serve has its own) --
 
     def decode_request(self, payload: bytes) -> Request:
         """Return the :class:`Request` *payload* carries (the worker's side).
 
+        This is the strict reading, with this envelope's JSON backend: exactly
+        what a port sends. ``serve`` does not use it and is more lenient, as
+        ``docs/protocol.md`` describes: it answers a request whose ``id`` it can
+        read but whose ``op`` is missing or not a string with a ``BadRequest``
+        error reply, where this method raises; and it reads what
+        :func:`json.loads` reads (a byte order mark, UTF-16, ``NaN``), which a
+        port never sends and this method refuses.
+
         Raises:
-            RemoteProtocolError: *payload* is not a well-formed request.
+            RemoteProtocolError: *payload* is not a well-formed request; the
+                message names what was wrong.
         """
-        obj = _check_object(self._loads(payload), "request", _REQUEST_SHAPE, payload)
-        return _structure(obj, Request, "request", _REQUEST_SHAPE, payload)
+        obj = _check_object(self._loads(payload), _REQUEST, _REQUEST_SHAPE, payload)
+        return _structure(obj, Request, _REQUEST, _REQUEST_SHAPE, payload)
 
     def encode_reply(self, reply: Reply | ErrorReply) -> bytes:
         """Return *reply* in its wire shape as UTF-8 JSON (the worker's side).
@@ -453,10 +470,10 @@ class CommandEnvelope:
         Raises:
             RemoteProtocolError: *payload* is not a well-formed command reply.
         """
-        obj = _check_object(self._loads(payload), "reply", _COMMAND_REPLY_SHAPE, payload)
+        obj = _check_object(self._loads(payload), _REPLY, _COMMAND_REPLY_SHAPE, payload)
         if type(obj.get(w.ID)) is int and obj.get(w.SUCCESS) is True:  # fast path
             return Reply(obj[w.ID], obj.get(w.RESULT))
-        wire = _structure(obj, _WireCommandReply, "reply", _COMMAND_REPLY_SHAPE, payload)
+        wire = _structure(obj, _WireCommandReply, _REPLY, _COMMAND_REPLY_SHAPE, payload)
         # Well-formed and not taken by the fast path: so it is a failure.
         assert wire.success is False
         return self._error_reply(wire.id, wire.error, payload)
@@ -474,7 +491,7 @@ class CommandEnvelope:
                 value = error.get(key, default)
                 if value is not None and type(value) is not str:
                     raise _malformed(
-                        "reply",
+                        _REPLY,
                         _COMMAND_REPLY_SHAPE,
                         f"wrong type: expected str, got {value!r:.60} @ $.error.{key}",
                         payload,
@@ -498,8 +515,8 @@ class CommandEnvelope:
         Raises:
             RemoteProtocolError: *payload* is not a well-formed command request.
         """
-        obj = _check_object(self._loads(payload), "request", _COMMAND_REQUEST_SHAPE, payload)
-        wire = _structure(obj, _WireCommandRequest, "request", _COMMAND_REQUEST_SHAPE, payload)
+        obj = _check_object(self._loads(payload), _REQUEST, _COMMAND_REQUEST_SHAPE, payload)
+        wire = _structure(obj, _WireCommandRequest, _REQUEST, _COMMAND_REQUEST_SHAPE, payload)
         return Request(wire.id, wire.command, wire.args)
 
     def encode_reply(self, reply: Reply | ErrorReply) -> bytes:

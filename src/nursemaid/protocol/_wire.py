@@ -71,7 +71,8 @@ PING: Final = "ping"
 PONG: Final = "pong"
 """The result ``serve`` gives a :data:`PING`."""
 SHUTDOWN: Final = "shutdown"
-"""Built-in op: ``serve`` replies with result ``null``, then exits with status 0."""
+"""Built-in op: ``serve`` replies with result ``null``, then returns (a program that
+ends after ``serve()`` exits with status 0)."""
 BUILTIN_OPS: Final = frozenset({PING, SHUTDOWN})
 """Ops that ``serve`` answers itself; a handler of the same name is refused."""
 
@@ -80,4 +81,5 @@ BUILTIN_OPS: Final = frozenset({PING, SHUTDOWN})
 UNKNOWN_OP: Final = "UnknownOp"
 """Error type of the reply to a well-formed request whose op has no handler."""
 BAD_REQUEST: Final = "BadRequest"
-"""Error type of the reply to a frame that is not a well-formed request."""
+"""Error type of the reply to a request whose ``id`` is readable but whose ``op`` is
+missing or not a string (a request without a readable id cannot be answered)."""
