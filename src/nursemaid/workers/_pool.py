@@ -691,7 +691,7 @@ class Pool:
             return await self._execute_with_hooks(op, args, session, timeout)
         # The hot path: _acquire_slot and the checkin inlined, no Lease object, one
         # clock read per end (each helper call or coroutine layer costs ~0.1 µs, and
-        # the pool's whole share of a round trip is a few µs; docs/pool.md).
+        # the pool's whole share of a round trip is a few µs; docs/performance.md).
         core = self._core
         phase = core.phase
         if phase is not _OPEN and phase is not _OPENING:
@@ -1266,7 +1266,7 @@ class Pool:
         if timeout is None and deadline is None:
             # The pool's own checkout_timeout: the pool's timer task keeps every such
             # deadline (_expire_waiters), which costs far less than a cancel scope
-            # per wait (docs/pool.md, "Waiting for a worker").
+            # per wait (docs/performance.md, "One timer per pool for queued clients").
             core.enqueue(waiter, now, now + self._checkout_timeout)
             timer = self._timer_parked
             if timer is not None:
