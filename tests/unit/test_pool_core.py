@@ -298,8 +298,12 @@ def test_session_sticks_to_its_worker_and_waits_for_it() -> None:
     assert first is not None
     core.begin_checkin(first, 0.0)
     core.finish_checkin(first, None, 0.0)
-    other = core.checkout_nowait(None, 0.0)  # takes the most recent idle: `first`
+    spare = core.checkout_nowait(None, 0.0)  # the worker with no session, first
+    other = core.checkout_nowait(None, 0.0)  # then the session's, the only one left
     assert other is first
+    assert spare is not None
+    core.begin_checkin(spare, 0.0)
+    core.finish_checkin(spare, None, 0.0)
     # The session's worker is busy: the session waits although a worker is idle.
     assert core.checkout_nowait("s", 0.0) is None
     waiter = Waiter("s")
@@ -709,3 +713,16 @@ def test_ending_a_live_workers_session_drops_its_count() -> None:
     assert slot is not None
     core.end_session("s")
     assert core.bound == {}
+
+
+def test_a_client_without_a_session_leaves_a_sessions_worker_to_it_when_another_is_idle() -> None:
+    core, _ = open_ready(2)
+    bound = core.checkout_nowait("s", 1.0)
+    assert bound is not None
+    assert core.begin_checkin(bound, 1.1)
+    core.finish_checkin(bound, None, 1.1)  # back on top of the idle stack
+    assert core.idle[-1] is bound
+    plain = core.checkout_nowait(None, 2.0)
+    assert plain is not None
+    assert plain is not bound
+    assert core.checkout_nowait("s", 2.0) is bound  # no wait for its own worker

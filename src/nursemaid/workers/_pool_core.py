@@ -200,11 +200,12 @@ class Waiter:
 
 
 def least_bound(idle: list[WorkerSlot], bound: dict[int, int]) -> WorkerSlot:
-    """The idle worker a new session should take: the one with fewest sessions.
+    """The idle worker a new session, or a client without one, should take: the
+    one with fewest sessions.
 
     *idle* is the idle stack (most recently used last); *bound* counts the
-    sessions bound to each worker id. Among equals the most recently used wins,
-    as for clients without a session. *idle* must not be empty.
+    sessions bound to each worker id. Among equals the most recently used wins.
+    *idle* must not be empty.
     """
     best = idle[-1]
     fewest = bound.get(best.id, 0)
@@ -475,7 +476,13 @@ class PoolCore:
         idle = self.idle
         if session is None:
             if idle:
-                slot = idle.pop()
+                if self.bound:
+                    # Sessions are in use: leave their workers to them if another is
+                    # idle (else the session's next request waits while others idle).
+                    slot = least_bound(idle, self.bound)
+                    idle.remove(slot)
+                else:
+                    slot = idle.pop()
                 self._lease(slot, now)
                 return slot
             return None
