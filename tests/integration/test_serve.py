@@ -205,6 +205,17 @@ async def test_handler_raising_keyboard_interrupt_ends_the_worker() -> None:
     assert "KeyboardInterrupt" in info.value.stderr_tail
 
 
+async def test_handler_calling_sys_exit_ends_the_worker_with_that_status() -> None:
+    # Deliberate, and in docs/protocol.md: SystemExit is not an Exception, so it
+    # ends a serve worker as it ends any Python program; the port sees a crash.
+    program = "import sys\nfrom nursemaid import serve\nserve({'bye': sys.exit})\n"
+    with trio.fail_after(BOUND):
+        async with open_port([sys.executable, "-c", program]) as port:
+            with pytest.raises(WorkerCrashed) as info:
+                await port.request("bye", 3)
+    assert info.value.returncode == 3
+
+
 async def test_a_reply_too_large_for_a_tiny_max_frame_still_gets_a_cut_error_reply() -> None:
     # max_frame 120: the LocalProtocolError reply's own message does not fit
     # either; it is cut like any other error reply's, and the worker serves on.

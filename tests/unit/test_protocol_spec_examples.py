@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nursemaid.protocol import FrameDecoder, StandardEnvelope, encode_frame
+from nursemaid.protocol import _wire as wire
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 DUMP_LINE = re.compile(r"^[0-9a-f]{8}  ((?:[0-9a-f]{2} )*[0-9a-f]{2})\s+\|.*\|$")
@@ -70,3 +71,19 @@ def test_short_packet_headers_in_the_spec_match_the_encoder() -> None:
     assert encode_frame(first, packet=2)[:3] == bytes.fromhex("00207b")
     assert "packet=1: 20 7b" in text
     assert encode_frame(first, packet=1)[:2] == bytes.fromhex("207b")
+
+
+def test_the_spec_lists_every_error_type_serve_sends_by_name() -> None:
+    # A worker in another language copies this list, and a client matches on it.
+    text = SPEC.read_text(encoding="utf-8")
+    table = text.split("The error types `serve` sends:", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^\| `(\w+)`(?: or `(\w+)`)? \|", table, re.MULTILINE))
+    names = {name for pair in listed for name in pair if name}
+    sent_by_serve = {
+        wire.UNKNOWN_OP,
+        wire.BAD_REQUEST,
+        "LocalProtocolError",
+        "TypeError",
+        "ValueError",
+    }
+    assert names == sent_by_serve
