@@ -97,6 +97,7 @@ from __future__ import annotations
 import os
 import sys
 
+from nursemaid import _lazy
 from nursemaid.protocol import _wire as wire
 from nursemaid.protocol._framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 
@@ -494,3 +495,6 @@ def _error_reply(
             },
         }
     )
+
+
+_lazy.show_public_module(globals(), "nursemaid.workers")
