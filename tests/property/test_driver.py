@@ -318,8 +318,16 @@ def test_background_task_crash_fails_the_example_with_the_step_log() -> None:
 
 def test_teardown_runs_after_the_last_step_with_background_tasks_alive() -> None:
     alive_at_teardown: list[tuple[int, int]] = []
-    machine: TrioStateMachine[Harness] = TrioStateMachine(name="teardown", max_steps=3)
     counts = {"started": 0, "alive": 0}
+
+    @asynccontextmanager
+    async def fresh_count(harness: Harness) -> AsyncIterator[Harness]:
+        # Counted from setup: an example hypothesis cuts short (StopTest) never
+        # reaches its teardown hooks, so a count reset there would carry over.
+        counts["started"] = 0
+        yield harness
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine(fresh_count, name="teardown", max_steps=3)
 
     async def background() -> None:
         counts["alive"] += 1
@@ -336,7 +344,6 @@ def test_teardown_runs_after_the_last_step_with_background_tasks_alive() -> None
     @machine.teardown
     async def check_at_end(harness: Harness) -> None:
         alive_at_teardown.append((counts["alive"], counts["started"]))
-        counts["started"] = 0
 
     machine.test(settings(max_examples=10, database=None))()
     assert alive_at_teardown
@@ -392,3 +399,141 @@ def test_run_ends_when_no_rule_is_enabled() -> None:
 
     machine.test(settings(max_examples=20, database=None))()
     assert any(notes)
+
+
+# ---- runs that never settle, misused hooks, big states ------------------------------
+
+# Each busy example takes BUSY_LIMIT_SECONDS of real time: no shrinking.
+BUSY = settings(max_examples=10, database=None, phases=[Phase.generate])
+
+
+def test_a_background_task_that_only_checkpoints_fails_with_a_named_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under the autojump clock such a task stops virtual time, so no step timeout
+    # could end the run: it used to hang the test for ever.
+    monkeypatch.setattr("nursemaid.testing._driver.BUSY_LIMIT_SECONDS", 0.2)
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="busy background task")
+
+    async def busy_wait() -> None:
+        while True:
+            await trio.sleep(0)
+
+    @machine.rule()
+    async def start_busy(harness: Harness) -> None:
+        harness.start_soon(busy_wait)
+
+    failure = _failure_of(machine.test(BUSY))
+    assert re.search(r"no task blocked for 0\.2 s .*busy tasks: \[.*busy_wait", str(failure))
+
+
+def test_a_rule_that_only_checkpoints_fails_naming_its_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("nursemaid.testing._driver.BUSY_LIMIT_SECONDS", 0.2)
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="busy rule")
+
+    @machine.rule()
+    async def spins(harness: Harness) -> None:
+        while True:
+            await trio.sleep(0)
+
+    failure = _failure_of(machine.test(BUSY))
+    assert "in step 1" in str(failure)
+
+
+def test_an_async_invariant_is_refused_when_it_is_registered() -> None:
+    # It would never be awaited, so it could never fail.
+    machine: TrioStateMachine[Harness] = TrioStateMachine()
+    with pytest.raises(ValueError, match="invariant 'holds' must be a plain function"):
+
+        @machine.invariant
+        async def holds(harness: Harness) -> bool:  # pragma: no cover - refused
+            return False
+
+
+def test_a_plain_teardown_hook_is_refused_when_it_is_registered() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine()
+    with pytest.raises(ValueError, match="teardown hook 'ends' must be an async function"):
+
+        @machine.teardown  # type: ignore[arg-type]
+        def ends(harness: Harness) -> None:  # pragma: no cover - refused
+            pass
+
+
+def test_a_strategy_error_shows_the_enabled_rules_not_the_whole_state() -> None:
+    from hypothesis.errors import InvalidArgument
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="empty sample")
+
+    @machine.rule()
+    async def add(harness: Harness) -> None:
+        pass
+
+    @machine.rule(item=lambda harness: st.sampled_from([]))
+    async def use(harness: Harness, item: object) -> None:  # pragma: no cover
+        pass
+
+    with pytest.raises(InvalidArgument) as info:
+        machine.test(settings(max_examples=20, database=None))()
+    assert "<enabled rules: add, use>" in "\n".join([str(info.value), *info.value.__notes__])
+
+
+# ---- pick(), and runs against the real clock ------------------------------------------
+
+
+def test_pick_draws_one_of_the_live_items_and_a_failure_shrinks_to_the_first() -> None:
+    from nursemaid.testing import pick
+
+    items: list[int] = []
+
+    @asynccontextmanager
+    async def no_items(harness: Harness) -> AsyncIterator[Harness]:
+        items.clear()  # in setup: an example hypothesis cuts short has no teardown
+        yield harness
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine(no_items, name="pick")
+
+    @machine.rule()
+    async def add(harness: Harness) -> None:
+        items.append(len(items))
+
+    @machine.rule(precondition=lambda harness: bool(items), item=pick(lambda harness: items))
+    async def use(harness: Harness, item: int) -> None:
+        assert item in items
+        assert item != 0, "picked the first item"
+
+    failure = _failure_of(machine.test(FAILING))
+    assert "picked the first item" in str(failure)
+    assert _steps(failure)[-1] == "await use(state, item=0)"
+
+
+def test_under_the_real_clock_what_is_enabled_may_change_between_runs_of_an_example() -> None:
+    # The enabled rules follow the wall clock here, as they follow real processes in
+    # a pool machine over ports; the draws must not, or hypothesis gives up with
+    # FlakyStrategyDefinition instead of running the examples.
+    from nursemaid.testing import pick
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="wall clock", clock=None)
+    seen = {"steps": 0}
+
+    def odd_microsecond(harness: Harness) -> bool:
+        return time.perf_counter_ns() // 1000 % 2 == 1
+
+    @machine.rule(size=st.integers(0, 3))
+    async def always(harness: Harness, size: int) -> None:
+        seen["steps"] += 1
+
+    @machine.rule(precondition=odd_microsecond, n=st.integers(0, 100), x=st.booleans())
+    async def sometimes(harness: Harness, n: int, x: bool) -> None:
+        seen["steps"] += 1
+
+    @machine.rule(
+        precondition=odd_microsecond,
+        item=pick(lambda harness: [1, 2, 3][: time.perf_counter_ns() // 1000 % 3 + 1]),
+    )
+    async def picky(harness: Harness, item: int) -> None:
+        seen["steps"] += 1
+
+    machine.test(settings(max_examples=200, database=None))()
+    assert seen["steps"] > 0

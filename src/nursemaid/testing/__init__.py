@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from nursemaid.testing._driver import DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS
     from nursemaid.testing._driver import DEFAULT_STEP_TIMEOUT as DEFAULT_STEP_TIMEOUT
     from nursemaid.testing._driver import Harness as Harness
+    from nursemaid.testing._driver import Pick as Pick
     from nursemaid.testing._driver import Rule as Rule
     from nursemaid.testing._driver import TrioStateMachine as TrioStateMachine
     from nursemaid.testing._driver import autojump_clock as autojump_clock
+    from nursemaid.testing._driver import pick as pick
     from nursemaid.testing._plugin import EventCapture as EventCapture
     from nursemaid.testing._plugin import LeakCheck as LeakCheck
     from nursemaid.testing._pool_machine import FAULT_WORKER as FAULT_WORKER
@@ -59,9 +61,11 @@ __getattr__, __dir__, __all__ = attach(
             "DEFAULT_MAX_STEPS",
             "DEFAULT_STEP_TIMEOUT",
             "Harness",
+            "Pick",
             "Rule",
             "TrioStateMachine",
             "autojump_clock",
+            "pick",
         ),
         "nursemaid.testing._plugin": (
             "EventCapture",

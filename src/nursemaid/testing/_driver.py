@@ -33,7 +33,8 @@ Theory of operation:
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Generic, TypeVar
 
@@ -68,10 +69,71 @@ DEFAULT_AVERAGE_STEPS: Final = 12
 #: A rule that has not returned after this many seconds of the run's clock fails
 #: the example with a message saying so (virtual seconds under the default clock).
 DEFAULT_STEP_TIMEOUT: Final = 600.0
+#: Seconds of *real* time with a runnable task at every scheduler batch before the
+#: run is declared busy: a task that only checkpoints (``while True: await
+#: trio.sleep(0)``) never lets the system settle, and virtual time never passes
+#: under the autojump clock, so no step timeout can end it.
+BUSY_LIMIT_SECONDS: Final = 10.0
 
-#: What a rule argument may be: a strategy, or a function of the state returning
-#: one (the equivalent of hypothesis's bundles: ``lambda s: st.sampled_from(s.clients)``).
-ArgumentStrategy = SearchStrategy[Any] | Callable[[Any], SearchStrategy[Any]]
+
+class _BusyWatch(trio.abc.Instrument):
+    """Cancels the run when no task has blocked for BUSY_LIMIT_SECONDS of real time."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.scope: trio.CancelScope | None = None
+        self.tripped: set[str] | None = None
+        self.recent: set[str] = set()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.since is not None:
+            self.recent.add(task.name)
+
+    def before_io_wait(self, timeout: float) -> None:
+        if trio.lowlevel.current_statistics().tasks_runnable == 0:
+            self.since = None
+            self.recent.clear()
+            return
+        now = time.perf_counter()
+        if self.since is None:
+            self.since = now
+        elif (
+            now - self.since > BUSY_LIMIT_SECONDS
+            and self.tripped is None
+            and self.scope is not None
+        ):
+            self.tripped = set(self.recent)
+            self.scope.cancel()
+
+
+@attrs.frozen
+class Pick:
+    """A rule argument: one of the items a function of the live state returns.
+
+    ``client=pick(lambda state: state.waiting_clients)`` draws one of them, like
+    ``lambda state: st.sampled_from(state.waiting_clients)``, but with a draw whose
+    shape does not depend on how many items there are: an index, taken modulo
+    their number. Against real processes the live state differs from one run of
+    an example to the next (a worker answers sooner or later), and a draw whose
+    shape follows it makes hypothesis give up with ``FlakyStrategyDefinition``
+    instead of replaying and shrinking the example. Under the autojump clock
+    either is fine. The rule's precondition must make sure there is an item.
+    """
+
+    items: Callable[[Any], Sequence[Any]]
+
+
+def pick(items: Callable[[Any], Sequence[Any]]) -> Pick:
+    """Return a rule argument that draws one of ``items(state)`` (see :class:`Pick`)."""
+    return Pick(items)
+
+
+_PICK_INDICES: Final = st.integers(0, 2**16 - 1)
+
+#: What a rule argument may be: a strategy, a function of the state returning one
+#: (the equivalent of hypothesis's bundles: ``lambda s: st.sampled_from(s.clients)``),
+#: or a :func:`pick` of the live state.
+ArgumentStrategy = SearchStrategy[Any] | Callable[[Any], SearchStrategy[Any]] | Pick
 
 
 def autojump_clock() -> trio.abc.Clock:
@@ -317,6 +379,11 @@ class TrioStateMachine(Generic[S]):
         ``False``; any other return value means it holds. It runs synchronously on
         the settled system, so it sees no half-finished step.
         """
+        if inspect.iscoroutinefunction(function):
+            raise ValueError(
+                f"invariant {_name(function)!r} must be a plain function, not async: it is "
+                f"checked synchronously on the settled system (got {function!r})"
+            )
         self.invariants.append(function)
         return function
 
@@ -329,6 +396,10 @@ class TrioStateMachine(Generic[S]):
         "eventually" properties, e.g. wait until every client was served or timed
         out (virtual time passes at no cost).
         """
+        if not inspect.iscoroutinefunction(function):
+            raise ValueError(
+                f"teardown hook {_name(function)!r} must be an async function (got {function!r})"
+            )
         self.teardowns.append(function)
         return function
 
@@ -352,14 +423,25 @@ class TrioStateMachine(Generic[S]):
         clock = self.clock() if self.clock is not None else None
         harness.clock = clock
         failure: Exception | None = None
+        watch = _BusyWatch()
+        # Only virtual time needs the watch: there a task that only checkpoints stops
+        # the clock, so no step timeout can end the run. With the real clock the step
+        # timeout does, and a rule that keeps real processes busy for long is no bug.
+        watching = [watch] if isinstance(clock, trio.testing.MockClock) else []
         try:
-            trio.run(self._main, data, harness, clock=clock)
+            trio.run(self._main, data, harness, watch, clock=clock, instruments=watching)
         except Exception as exc:
             failure = exc
         if failure is not None:
             # Raised outside the except block, so the leaf keeps its own context.
             leaf = _sole_leaf(failure)
             leaf.add_note(self._render_log(harness))
+            leaf.add_note(
+                "the Trio schedule is part of the example: to replay it exactly, rerun the "
+                "test (hypothesis's database replays the failure first), or use "
+                "settings(print_blob=True) and put the @reproduce_failure line it prints on "
+                "the test that machine.test() returned"
+            )
             raise leaf
 
     def test(self, settings: Settings | None = None) -> Callable[[], None]:
@@ -388,7 +470,19 @@ class TrioStateMachine(Generic[S]):
             settings = Settings(settings, deadline=None)
         return settings(test)
 
-    async def _main(self, data: st.DataObject, harness: Harness) -> None:
+    async def _main(self, data: st.DataObject, harness: Harness, watch: _BusyWatch) -> None:
+        with trio.CancelScope() as watch.scope:
+            await self._main_body(data, harness)
+        if watch.tripped is not None:
+            where = f"in step {harness.step}" if harness.step else "outside the steps"
+            raise AssertionError(
+                f"no task blocked for {BUSY_LIMIT_SECONDS} s (real time) {where} "
+                f"(busy tasks: {sorted(watch.tripped)}); a loop that only checkpoints "
+                "(await trio.sleep(0)) never lets the system settle; wait on an Event or "
+                "a sleep with a positive delay instead"
+            )
+
+    async def _main_body(self, data: st.DataObject, harness: Harness) -> None:
         setup: Setup = self.setup if self.setup is not None else _harness_as_state
         harness.log.append(f"# {self.name}: `state` is what setup yielded")
         off: frozenset[str] = frozenset()
@@ -406,6 +500,10 @@ class TrioStateMachine(Generic[S]):
             async with trio.open_nursery() as nursery:
                 harness._nursery = nursery
                 await self._check_invariants(state, harness)
+                # Under the real clock the live state differs between runs of one
+                # example: then every step draws the same way whatever it finds, and
+                # a rule drawn while not enabled is skipped (see _next_step).
+                steady = not isinstance(harness.clock, trio.testing.MockClock)
                 for number in range(1, self.max_steps + 1):
                     harness.step = number
                     enabled = [
@@ -413,14 +511,20 @@ class TrioStateMachine(Generic[S]):
                         for rule in self.rules
                         if rule.precondition is None or rule.precondition(state)
                     ]
-                    if not enabled:
+                    if not enabled and not steady:
                         harness.note("no rule is enabled: the run ends")
                         break
                     # Swarm testing: prefer the rules this run has not switched off.
                     enabled = [rule for rule in enabled if rule.name not in off] or enabled
                     step = data.draw(
-                        _next_step(enabled, state, self.average_steps), f"step {number}"
+                        _next_step(
+                            _Choices(self.rules, enabled, state), self.average_steps, steady
+                        ),
+                        f"step {number}",
                     )
+                    if isinstance(step, _Skipped):
+                        harness.log.append("# no rule is enabled now: a step skipped")
+                        continue
                     if not isinstance(step, _Step):
                         break
                     harness.log.append(step.statement())
@@ -461,21 +565,77 @@ class TrioStateMachine(Generic[S]):
         )
 
 
+@attrs.frozen(repr=False)
+class _Choices:
+    # hypothesis shows a composite's arguments in its reports (and warns, an error
+    # under -W error, when that repr passes 50 kB): show the rule names, not the state.
+    rules: list[Rule]
+    enabled: list[Rule]
+    state: object
+
+    def __repr__(self) -> str:
+        return f"<enabled rules: {', '.join(rule.name for rule in self.enabled)}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))  # hypothesis's printer would show attrs fields
+
+
 @st.composite
 def _next_step(
-    draw: st.DrawFn, enabled: list[Rule], state: object, average_steps: int
-) -> _Step | _EndOfRun:
+    draw: st.DrawFn, choices: _Choices, average_steps: int, steady: bool
+) -> _Step | _Skipped | _EndOfRun:
+    rules, enabled, state = choices.rules, choices.enabled, choices.state
     # Invariant: one draw per step, so hypothesis can delete a whole step while
     # shrinking, and "go on?" shrinks towards 0 = stop (shorter runs). Stopping
     # with chance 1 / (average_steps + 1) at each step makes that the mean length.
     if draw(st.integers(0, average_steps)) == 0:
         return _END_OF_RUN
-    rule = draw(st.sampled_from(enabled))
-    arguments = {
-        key: draw(strategy if isinstance(strategy, SearchStrategy) else strategy(state))
-        for key, strategy in rule.arguments.items()
-    }
+    # Which rule: an index into *all* the rules, so that the draw has one shape
+    # whatever is enabled; a rule not enabled passes the step on to the next one
+    # that is. Under the real clock (*steady*) the live state differs from run to
+    # run of an example, so a step there also draws the arguments of every rule,
+    # in rule order, before it looks at the state: then what it draws never
+    # depends on the live state, and hypothesis can replay and shrink the example.
+    index = draw(st.integers(0, len(rules) - 1))
+    drawn: dict[int, dict[str, object]] = {}
+    if steady:
+        for each in rules:
+            drawn[id(each)] = {
+                key: draw(spec) if isinstance(spec, SearchStrategy) else draw(_PICK_INDICES)
+                for key, spec in each.arguments.items()
+                if isinstance(spec, SearchStrategy | Pick)
+            }
+        if not enabled:
+            return _Skipped(rules[index])
+    chosen = {id(rule) for rule in enabled}
+    rule = next(r for r in rules[index:] + rules[:index] if id(r) in chosen)
+    early = drawn.get(id(rule), {})
+    arguments: dict[str, object] = {}
+    for key, spec in rule.arguments.items():
+        if isinstance(spec, SearchStrategy):
+            arguments[key] = early[key] if key in early else draw(spec)
+        elif isinstance(spec, Pick):
+            at = early[key] if key in early else draw(_PICK_INDICES)
+            assert isinstance(at, int)
+            arguments[key] = _picked(spec, state, at)
+        else:  # a strategy made from the live state: drawn now, in every mode
+            arguments[key] = draw(spec(state))
     return _Step(rule, arguments)
+
+
+@attrs.frozen
+class _Skipped:
+    rule: Rule
+
+
+def _picked(spec: Pick, state: object, at: int) -> object:
+    items = spec.items(state)
+    if not items:
+        raise UsageError(
+            f"pick({_name(spec.items)}) found nothing to pick from; give the rule a "
+            "precondition that makes sure there is an item"
+        )
+    return items[at % len(items)]
 
 
 def _sole_leaf(exc: Exception) -> Exception:

@@ -74,7 +74,7 @@ from nursemaid._errors import (
     RemoteError,
     RequestTimeout,
 )
-from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock
+from nursemaid.testing._driver import Harness, TrioStateMachine, autojump_clock, pick
 from nursemaid.testing._leaks import child_pids
 from nursemaid.testing._public import show_public_module
 from nursemaid.workers._lifecycle import TRANSITIONS, Transition, WorkerEvent, WorkerState
@@ -823,8 +823,9 @@ def pool_state_machine(
 
         world.harness.start_soon(call)
 
-    def holder(world: PoolWorld) -> st.SearchStrategy[PoolClient]:
-        return st.sampled_from(world.idle_holders())
+    # Live-state arguments are picks, not sampled_from: against real ports the live
+    # state differs between runs of one example, and the draw must keep its shape.
+    holder = pick(PoolWorld.idle_holders)
 
     @machine.rule(precondition=lambda w: bool(w.idle_holders()), client=holder)
     async def checkin(world: PoolWorld, client: PoolClient) -> None:
@@ -844,21 +845,21 @@ def pool_state_machine(
 
     @machine.rule(
         precondition=lambda w: bool(w.waiting()),
-        client=lambda w: st.sampled_from(w.waiting()),
+        client=pick(PoolWorld.waiting),
     )
     async def cancel_waiter(world: PoolWorld, client: PoolClient) -> None:
         client.scope.cancel()
 
     @machine.rule(
         precondition=lambda w: bool(w.holding()),
-        client=lambda w: st.sampled_from(w.holding()),
+        client=pick(PoolWorld.holding),
     )
     async def cancel_lease(world: PoolWorld, client: PoolClient) -> None:
         client.scope.cancel()  # mid-request when it is requesting
 
     @machine.rule(
         precondition=lambda w: bool(w.alive_workers()),
-        worker=lambda w: st.sampled_from(w.alive_workers()),
+        worker=pick(PoolWorld.alive_workers),
     )
     async def crash_worker(world: PoolWorld, worker: int) -> None:
         world.target.crash(world.pool, worker)
