@@ -20,6 +20,8 @@ Theory of operation:
 
 from __future__ import annotations
 
+from nursemaid import _lazy
+
 # Not `from typing import ...`: this module is on every worker's import path and
 # importing typing costs a worker ~4 ms of start-up; mypy treats this name as True.
 TYPE_CHECKING = False
@@ -349,7 +351,7 @@ def _fix_module(namespace: dict[str, Any]) -> None:
     for name in __all__:
         obj = namespace[name]
         if isinstance(obj, type):
-            obj.__module__ = "nursemaid"
+            _lazy.publish(obj, "nursemaid", namespace)
 
 
 _fix_module(globals())

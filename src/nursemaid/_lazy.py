@@ -77,7 +77,46 @@ def show_public_module(namespace: Mapping[str, object], package: str) -> None:
     for name in sys.modules[package].__all__:
         obj = namespace.get(name)
         if (isinstance(obj, type) or callable(obj)) and getattr(obj, "__module__", None) == here:
-            try:  # noqa: SIM105 (not contextlib: every worker imports this module)
-                obj.__module__ = package
+            publish(obj, package, namespace)
+
+
+def publish(obj: object, package: str, namespace: Mapping[str, object] | None = None) -> None:
+    """Show *obj* as *package*'s: set its ``__module__``, after evaluating a class's
+    own string annotations where it was defined.
+
+    ``typing.get_type_hints`` (so ``attrs.resolve_types``, cattrs and Sphinx)
+    evaluates a class's string annotations in ``sys.modules[cls.__module__]``; once
+    that is the public package, names the defining module imported (``Hashable``,
+    ``WorkerState``...) are not there. A name imported only for type checkers
+    stays a string, as it was.
+
+    Args:
+        obj: a class or function.
+        package: the public module's name.
+        namespace: the defining module's ``globals()`` (default: looked up from
+            *obj*'s current ``__module__``).
+    """
+    if isinstance(obj, type):
+        if namespace is None:
+            import sys
+
+            namespace = vars(sys.modules[obj.__module__])
+        own = obj.__dict__.get("__annotations__")  # noqa: RUF063 (inspect costs a worker)
+        if own and any(isinstance(value, str) for value in own.values()):
+            scope = dict(namespace)
+            resolved: dict[str, object] = {}
+            for key, value in own.items():
+                if isinstance(value, str):
+                    try:  # noqa: SIM105 (as below)
+                        value = eval(value, scope)  # our own annotations
+                    except Exception:  # a name imported for type checkers only: keep it
+                        pass
+                resolved[key] = value
+            try:  # noqa: SIM105 (as below)
+                obj.__annotations__ = resolved
             except (AttributeError, TypeError):  # pragma: no cover - a builtin
                 pass
+    try:  # noqa: SIM105 (not contextlib: every worker imports this module)
+        obj.__module__ = package
+    except (AttributeError, TypeError):  # pragma: no cover - a builtin
+        pass

@@ -101,3 +101,40 @@ def test_the_workers_public_names_show_the_module_users_import_them_from() -> No
     assert private == {}
     state = nursemaid.workers.WorkerState.IDLE
     assert pickle.loads(pickle.dumps(state)) is state  # the public path resolves
+
+
+def test_public_classes_type_hints_resolve_under_their_public_module() -> None:
+    # __module__ names the public package, where get_type_hints (attrs, cattrs,
+    # Sphinx) looks names up; the annotations are resolved where they were written.
+    import typing
+
+    import nursemaid.protocol
+    import nursemaid.supervisor
+    import nursemaid.testing
+    import nursemaid.workers
+
+    unresolved = set()
+    for package in (nursemaid, nursemaid.supervisor, nursemaid.workers, nursemaid.testing):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if isinstance(obj, type):
+                try:
+                    typing.get_type_hints(obj)
+                except NameError:
+                    unresolved.add(f"{package.__name__}.{name}")
+    assert unresolved == set()
+
+
+def test_a_pool_statistics_snapshot_unstructures_with_cattrs_for_an_exporter() -> None:
+    import cattrs
+
+    from nursemaid.workers import PoolStatistics, WorkerInfo, WorkerState
+
+    stats = PoolStatistics(
+        size=1, idle=1, leased=0, checking=0, starting=0, stopping=0, waiting=0,
+        restarts=0, workers=(WorkerInfo(0, WorkerState.IDLE, 3, 1234),), checkouts=3,
+        waits=0, wait_time_total=0.0, wait_time_max=0.0, lease_time_total=0.5,
+        lease_time_max=0.25,
+    )  # fmt: skip
+    data = cattrs.Converter().unstructure(stats)
+    assert data["workers"] == [{"id": 0, "state": "idle", "uses": 3, "pid": 1234}]

@@ -47,6 +47,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
+from nursemaid import _lazy
 from nursemaid._errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -444,5 +445,5 @@ def get_codec(codec: str | Codec) -> Codec:
 
 # Show the public path in reprs and tracebacks (Trio's habit).
 for _public in (Codec, JsonCodec, RawCodec):
-    _public.__module__ = "nursemaid.protocol"
+    _lazy.publish(_public, "nursemaid.protocol", globals())
 del _public

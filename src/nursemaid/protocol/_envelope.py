@@ -54,6 +54,7 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 import cattrs
 
+from nursemaid import _lazy
 from nursemaid._errors import RemoteProtocolError
 from nursemaid.protocol import _wire as w
 from nursemaid.protocol._codec import JSON, JsonBackend, json_functions
@@ -558,5 +559,5 @@ def get_envelope(envelope: Envelope | None) -> Envelope:
 for _message in (Request, Reply, ErrorReply):
     attrs.resolve_types(_message)
 for _public in (Request, Reply, ErrorReply, Envelope, StandardEnvelope, CommandEnvelope):
-    _public.__module__ = "nursemaid.protocol"
+    _lazy.publish(_public, "nursemaid.protocol", globals())
 del _message, _public

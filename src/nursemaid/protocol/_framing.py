@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import struct
 
+from nursemaid import _lazy
 from nursemaid._errors import LocalProtocolError, RemoteProtocolError, UsageError
 
 # Not `from typing import ...`: serve imports this module, and importing typing
@@ -284,4 +285,4 @@ class FrameDecoder:
 
 
 # Show the public path in reprs and tracebacks (Trio's habit).
-FrameDecoder.__module__ = "nursemaid.protocol"
+_lazy.publish(FrameDecoder, "nursemaid.protocol", globals())

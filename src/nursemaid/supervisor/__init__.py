@@ -6,8 +6,7 @@ running Trio anyway. Read ``docs/supervision.md`` for the tutorial.
 
 from __future__ import annotations
 
-import contextlib
-
+from nursemaid import _lazy
 from nursemaid.supervisor._events import ChildExited as ChildExited
 from nursemaid.supervisor._events import ChildRestarting as ChildRestarting
 from nursemaid.supervisor._events import ChildStarted as ChildStarted
@@ -72,8 +71,7 @@ def _fix_module() -> None:
     for name in __all__:
         obj = globals()[name]
         if isinstance(obj, type) or callable(obj):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "nursemaid.supervisor"
+            _lazy.publish(obj, "nursemaid.supervisor")
 
 
 _fix_module()
