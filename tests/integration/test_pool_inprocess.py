@@ -804,6 +804,91 @@ async def test_an_ended_session_leaves_nothing_behind_in_the_pool(autojump_clock
         assert (core.sessions, core.bound) == ({}, {})
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["no hook", "refusing hook"])
+async def test_an_ended_sessions_queued_client_never_moves_the_new_session_off_its_live_worker(
+    autojump_clock: object, hooked: bool
+) -> None:
+    # S holds worker A with a client queued for A; S is ended and a new client of S
+    # takes worker B; then A dies. The queued client must join B (S's live worker),
+    # not take a third worker and move S off B while B serves it.
+    fleet = Fleet()
+    seen: list[object] = []
+    refuse = [True] if hooked else []
+
+    def hook(lease: Lease) -> Keep | Remove:
+        return Remove("refused") if refuse and refuse.pop() else Keep()
+
+    options: dict[str, Any] = {"handle_checkout": hook} if hooked else {}
+    async with open_pool(fleet.factory, size=3, intensity=10, **options) as pool:
+        pool.subscribe(seen.append)
+        old_in, new_in, release = trio.Event(), trio.Event(), trio.Event()
+        where: dict[str, int] = {}
+
+        async def hold(name: str, entered: trio.Event) -> None:
+            async with pool.checkout(session="S") as lease:
+                where[name] = lease.worker_id
+                entered.set()
+                await release.wait()
+
+        async def queued() -> None:
+            async with pool.checkout(session="S") as lease:
+                where["queued"] = lease.worker_id
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold, "old", old_in)
+            await old_in.wait()
+            nursery.start_soon(queued)
+            await trio.testing.wait_all_tasks_blocked()
+            pool.end_session("S")
+            nursery.start_soon(hold, "new", new_in)
+            await new_in.wait()
+            next(w for w in fleet.workers if w.worker_id == where["old"]).crash(1, "gone\n")
+            await trio.testing.wait_all_tasks_blocked()
+            core = pool._core
+            assert core.sessions == {"S": where["new"]}
+            assert core.bound == {where["new"]: 1}
+            assert not [e for e in seen if isinstance(e, SessionMoved)]
+            release.set()
+        assert where["queued"] == where["new"]
+
+
+async def test_an_eager_pool_serving_and_recycling_while_it_opens_still_opens(
+    autojump_clock: object,
+) -> None:
+    # Clients are served while the pool opens, and max_uses=1 recycles each worker:
+    # a count of workers ready at one instant may never reach min_ready then.
+    pings = iter(range(1000))
+
+    async def ping(_: object) -> str:
+        n = next(pings)
+        if n >= 1:
+            await trio.sleep(1.0 + 0.3 * n)  # no two handshakes end together
+        return "pong"
+
+    fleet = Fleet({"ping": ping})
+    pool = Pool(fleet.factory, size=2, min_ready=2, max_uses=1)
+    opened = trio.Event()
+
+    async def open_it(nursery: trio.Nursery) -> None:
+        await nursery.start(pool.run)
+        opened.set()
+
+    async def client() -> None:
+        while True:
+            await pool.execute("echo", 1, timeout=30)
+            await trio.sleep(0.05)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(open_it, nursery)
+        while not pool._runs:  # run() has begun: the pool serves clients as it opens
+            await trio.sleep(0)
+        nursery.start_soon(client)
+        nursery.start_soon(client)
+        with trio.fail_after(20):
+            await opened.wait()
+        nursery.cancel_scope.cancel()
+
+
 async def test_crash_mid_request_raises_worker_crashed_and_replaces(
     autojump_clock: object,
 ) -> None:

@@ -372,6 +372,25 @@ async def test_a_protocol_error_carries_what_the_worker_wrote_on_stderr_just_bef
             assert info.value.returncode == 0  # it exited on end of file, as asked
 
 
+GARBAGE_THEN_LINGER = [
+    sys.executable,
+    "-c",
+    "import os, time\n"
+    "os.read(0, 65536)\n"
+    "os.write(1, b'HTTP/1.1 200 OK\\r\\n\\r\\n')\n"
+    "time.sleep(30)\n",
+]
+
+
+async def test_a_timeout_that_cuts_the_wait_after_a_protocol_error_still_names_it() -> None:
+    # The port waits for the exit status of a worker that broke the protocol; this
+    # one does not exit on end of file, so the request's own timeout ends the wait.
+    with trio.fail_after(BOUND):
+        async with open_port(GARBAGE_THEN_LINGER, shutdown=0.05) as port:
+            with pytest.raises(RemoteProtocolError, match="ran out before its exit status"):
+                await port.request("anything", timeout=0.3)
+
+
 async def test_replies_arriving_a_byte_at_a_time_are_reassembled() -> None:
     with trio.fail_after(BOUND):
         async with open_port(raw("bytewise")) as port:

@@ -726,3 +726,27 @@ def test_a_client_without_a_session_leaves_a_sessions_worker_to_it_when_another_
     assert plain is not None
     assert plain is not bound
     assert core.checkout_nowait("s", 2.0) is bound  # no wait for its own worker
+
+
+def test_a_health_check_puts_the_hot_worker_back_on_top_though_a_fresh_one_came_meanwhile() -> None:
+    # A fresh worker goes in at the bottom of the idle stack, which shifts positions:
+    # the checked worker goes back above the one that was below it, not by index.
+    core, _ = make(4, lazy=True)
+    core.open(0.0)
+    core.mark_open()
+    slots = [core._spawn(0.0) for _ in range(3)]
+    for slot in slots:
+        bring_up(core, slot)
+    for t, slot in enumerate(slots, start=1):  # used in turn: the last is the hot one
+        core.idle.remove(slot)
+        core.idle.append(slot)
+        got = core.checkout_nowait(None, float(t))
+        assert got is slot
+        assert core.begin_checkin(got, float(t))
+        core.finish_checkin(got, None, float(t))
+    hot = core.idle[-1]
+    assert core.begin_check(hot, 5.0)
+    bring_up(core, core._spawn(5.0), 5.0)  # a new worker became ready meanwhile
+    core.end_check(hot, None, 5.0)
+    assert core.idle[-1] is hot
+    assert core.checkout_nowait(None, 6.0) is hot

@@ -1033,7 +1033,13 @@ class Pool:
             with trio.fail_after(self._init_timeout):
                 await worker.request(self._ping_op)
         except Exception as exc:
-            if isinstance(exc, trio.TooSlowError):
+            broke = getattr(worker, "_closed_how", None) == "protocol"
+            if isinstance(exc, trio.TooSlowError) and broke:
+                # init_timeout cut the port's wait for the exit status of a worker
+                # that broke the protocol: that, not silence, is what happened.
+                reason = getattr(worker, "close_reason", "it broke the protocol")
+                what = f"handshake ({self._ping_op!r}) failed: {reason}"
+            elif isinstance(exc, trio.TooSlowError):
                 what = (
                     f"handshake ({self._ping_op!r}) got no reply within "
                     f"init_timeout={self._init_timeout} s"
@@ -1044,9 +1050,9 @@ class Pool:
             return
         if not core.ready(slot, _current_time()):
             return
-        # Workers ready now (idle, checking, leased or returning), not handshakes
-        # that ever succeeded: one that passed its handshake and died is not ready.
-        if core.phase is PoolPhase.OPENING and core.active - core.starting >= self._min_ready:
+        # Handshakes that succeeded, less the workers that then died on their own:
+        # one that passed its handshake and died is not ready (PoolCore.ready_lost).
+        if core.phase is PoolPhase.OPENING and core.ready_once - core.ready_lost >= self._min_ready:
             self._opened.set()
         status = await worker.wait_exited()
         if getattr(worker, "_closed_how", None) == "cut":

@@ -139,6 +139,7 @@ class WorkerSlot:
         "handoff",
         "home",
         "id",
+        "idle_below",
         "idle_place",
         "idle_since",
         "life",
@@ -157,6 +158,7 @@ class WorkerSlot:
         self.idle_since = 0.0
         # Where it stood in the idle stack before the health check took it.
         self.idle_place = 0
+        self.idle_below: WorkerSlot | None = None
         self.checked_out_at = 0.0
         self.home: Any = None
         self.scope: Any = None
@@ -330,6 +332,11 @@ class PoolCore:
         self.starting = 0  # slots in STARTING or HANDSHAKING
         self.checking = 0  # slots in CHECKING
         self.ready_once = 0  # handshakes that ever succeeded
+        # Of those, workers that then died on their own (not the pool's removals:
+        # a recycled worker's replacement starts at once). An eager pool opens on
+        # ready_once - ready_lost: a count "ready at this instant" may never come
+        # true while clients recycle workers during the opening.
+        self.ready_lost = 0
         self.restarts = 0
         self.start_failures_in_a_row = 0
         self._next_id = first_id
@@ -447,6 +454,8 @@ class PoolCore:
         if state not in LIVE_STATES:
             return  # already stopping or gone: nothing new
         slot.life.fire(_E.CRASH, now=now, cause=cause)
+        if state is not _S.STARTING and state is not _S.HANDSHAKING:
+            self.ready_lost += 1
         self._forget(slot, state)
         if self._count_failure(now, error):
             return
@@ -569,8 +578,10 @@ class PoolCore:
         """
         if slot.life.state is not _S.IDLE:
             return False
-        slot.idle_place = self.idle.index(slot)
-        del self.idle[slot.idle_place]
+        place = self.idle.index(slot)
+        slot.idle_place = place
+        slot.idle_below = self.idle[place - 1] if place else None
+        del self.idle[place]
         slot.life.fire(_E.CHECK, now=now)
         self.checking += 1
         return True
@@ -606,7 +617,15 @@ class PoolCore:
                 self._serve(waiter, slot, now)
                 return
         # Back where it was, with its idle time as before: the check is not a use.
-        self.idle.insert(slot.idle_place, slot)
+        # Positions shift meanwhile (a fresh worker goes in at the bottom, a session
+        # takes one from the middle): go back just above the worker that was below.
+        below, slot.idle_below = slot.idle_below, None
+        if below is None:
+            self.idle.insert(0, slot)
+        elif below in self.idle:
+            self.idle.insert(self.idle.index(below) + 1, slot)
+        else:
+            self.idle.insert(min(slot.idle_place, len(self.idle)), slot)
 
     def _lease(self, slot: WorkerSlot, now: float) -> None:
         slot.life.fire(_E.CHECKOUT, now=now)
@@ -680,6 +699,8 @@ class PoolCore:
             del self.sessions[session]
         else:
             self.sessions[session] = old
+            if self._live_worker_of(session) == old:
+                self.bound[old] = self.bound.get(old, 0) + 1
 
     def _serve(self, waiter: Waiter, slot: WorkerSlot, now: float) -> None:
         del self.waiters[waiter]
@@ -721,10 +742,22 @@ class PoolCore:
         released = False
         for waiter in self.waiters:
             if waiter.bound == slot.id:
-                waiter.bound = None
-                released = True
+                # Its session may live on another worker now (end_session, then a
+                # new client of it): join that one, never move the session off it.
+                waiter.bound = self._live_worker_of(waiter.session)
+                released = released or waiter.bound is None
         if released:
             self._dispatch(now)
+
+    def _live_worker_of(self, session: Hashable | None) -> int | None:
+        """The id of *session*'s worker if it is live, else ``None``."""
+        if session is None:
+            return None
+        wid = self.sessions.get(session)
+        if wid is None:
+            return None
+        owner = self.workers.get(wid)
+        return wid if owner is not None and owner.life.state in LIVE_STATES else None
 
     def _dispatch(self, now: float) -> None:
         """Restore the hand-over invariant after waiters became less picky."""

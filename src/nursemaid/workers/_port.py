@@ -977,6 +977,14 @@ class Port:
                 self._reason,
                 f" (the request's timeout of {timeout:g} s ran out before its exit status came)",
             )
+        if self._closed_how == "protocol":  # the timeout cut the wait for its exit status
+            return RemoteProtocolError(
+                f"{self._label()}: {self._reason}; the port is closed (the request's "
+                f"timeout of {timeout:g} s ran out before its exit status came)",
+                returncode=self._status(),
+                stderr_tail=self.stderr_tail(),
+                pid=self.pid,
+            )
         if self._closed_how == "cut":
             return RequestTimeout(
                 f"request {op!r} (id {request_id}) to {self._label()} ran out of its "
