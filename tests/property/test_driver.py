@@ -476,7 +476,9 @@ def test_a_strategy_error_shows_the_enabled_rules_not_the_whole_state() -> None:
 
     with pytest.raises(InvalidArgument) as info:
         machine.test(settings(max_examples=20, database=None))()
-    assert "<enabled rules: add, use>" in "\n".join([str(info.value), *info.value.__notes__])
+    text = "\n".join([str(info.value), *info.value.__notes__])
+    # Both rules, or one of them if this run's swarm draw switched the other off.
+    assert re.search(r"_next_step\(choices=<enabled rules: (add, use|add|use)>", text)
 
 
 # ---- pick(), and runs against the real clock ------------------------------------------
