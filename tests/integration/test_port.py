@@ -369,7 +369,7 @@ async def test_a_protocol_error_carries_what_the_worker_wrote_on_stderr_just_bef
                     await port.request("anything")
             assert info.value.stderr_tail == "why: the model file is corrupt\n"
             assert str(info.value).endswith("why: the model file is corrupt")
-            assert info.value.returncode == 0  # it exited on end of file, as asked
+            assert info.value.returncode in (0, None)  # None: it took over 0.25 s to exit
 
 
 GARBAGE_THEN_LINGER = [
@@ -388,7 +388,7 @@ async def test_a_timeout_that_cuts_the_wait_after_a_protocol_error_still_names_i
     with trio.fail_after(BOUND):
         async with open_port(GARBAGE_THEN_LINGER, shutdown=0.05) as port:
             with pytest.raises(RemoteProtocolError, match="ran out before its exit status"):
-                await port.request("anything", timeout=0.3)
+                await port.request("anything", timeout=0.1)  # < PROTOCOL_ERROR_WAIT
 
 
 async def test_replies_arriving_a_byte_at_a_time_are_reassembled() -> None:

@@ -452,13 +452,70 @@ def test_an_async_invariant_is_refused_when_it_is_registered() -> None:
             return False
 
 
-def test_a_plain_teardown_hook_is_refused_when_it_is_registered() -> None:
+def test_a_teardown_hook_that_returns_no_awaitable_fails_naming_itself() -> None:
     machine: TrioStateMachine[Harness] = TrioStateMachine()
-    with pytest.raises(ValueError, match="teardown hook 'ends' must be an async function"):
 
-        @machine.teardown  # type: ignore[arg-type]
-        def ends(harness: Harness) -> None:  # pragma: no cover - refused
-            pass
+    @machine.rule()
+    async def noop(harness: Harness) -> None:
+        pass
+
+    @machine.teardown  # type: ignore[arg-type]
+    def ends(harness: Harness) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="teardown hook 'ends' returned None, not an awaitable"):
+        machine.test(settings(max_examples=3, database=None))()
+
+
+def test_a_teardown_hook_may_be_any_callable_returning_an_awaitable() -> None:
+    machine: TrioStateMachine[Harness] = TrioStateMachine()
+    ended: list[int] = []
+
+    @machine.rule()
+    async def noop(harness: Harness) -> None:
+        pass
+
+    async def end(harness: Harness) -> None:
+        ended.append(1)
+
+    machine.teardown(lambda harness: end(harness))
+    machine.test(settings(max_examples=3, database=None))()
+    assert ended
+
+
+def test_an_invariant_object_with_an_async_call_fails_instead_of_never_failing() -> None:
+    class Holds:
+        async def __call__(self, harness: Harness) -> bool:  # pragma: no cover - not awaited
+            return False
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine()
+
+    @machine.rule()
+    async def noop(harness: Harness) -> None:
+        pass
+
+    machine.invariant(Holds())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="returned an awaitable: it must be a plain function"):
+        machine.test(settings(max_examples=3, database=None))()
+
+
+def test_a_long_synchronous_rule_is_slow_not_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One scheduler round that takes long is not a loop that only checkpoints.
+    monkeypatch.setattr("nursemaid.testing._driver.BUSY_LIMIT_SECONDS", 0.05)
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="slow rule", max_steps=2)
+
+    async def ticks() -> None:
+        for _ in range(5):
+            await trio.sleep(0)
+
+    @machine.rule()
+    async def sleeps_in_sync_code(harness: Harness) -> None:
+        harness.start_soon(ticks)
+        await trio.sleep(0)
+        time.sleep(0.1)  # blocks the whole run, with a task runnable before and after
+        await trio.sleep(0)
+
+    machine.test(settings(max_examples=3, database=None, phases=[Phase.generate]))()
 
 
 def test_a_strategy_error_shows_the_enabled_rules_not_the_whole_state() -> None:

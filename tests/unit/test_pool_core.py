@@ -750,3 +750,12 @@ def test_a_health_check_puts_the_hot_worker_back_on_top_though_a_fresh_one_came_
     core.end_check(hot, None, 5.0)
     assert core.idle[-1] is hot
     assert core.checkout_nowait(None, 6.0) is hot
+
+
+def test_a_ready_worker_lost_by_its_own_fault_no_longer_counts_towards_min_ready() -> None:
+    core, _ = open_ready(3, intensity=10)
+    crashed, refused, recycled = list(core.idle)
+    core.crashed(crashed, "exit 1", error(), 1.0)
+    core.remove(refused, "handle_checkout refused it", 1.0, failure=error())
+    core.remove(recycled, "max_uses", 1.0)  # the pool's own decision: still counts
+    assert (core.ready_once, core.ready_lost) == (3, 2)

@@ -74,6 +74,8 @@ DEFAULT_STEP_TIMEOUT: Final = 600.0
 #: trio.sleep(0)``) never lets the system settle, and virtual time never passes
 #: under the autojump clock, so no step timeout can end it.
 BUSY_LIMIT_SECONDS: Final = 10.0
+#: ... and at least this many scheduler rounds in that time.
+BUSY_LIMIT_ROUNDS: Final = 1000
 
 
 class _BusyWatch(trio.abc.Instrument):
@@ -84,6 +86,7 @@ class _BusyWatch(trio.abc.Instrument):
         self.scope: trio.CancelScope | None = None
         self.tripped: set[str] | None = None
         self.recent: set[str] = set()
+        self.rounds = 0  # scheduler rounds since `since`
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         if self.since is not None:
@@ -97,8 +100,14 @@ class _BusyWatch(trio.abc.Instrument):
         now = time.perf_counter()
         if self.since is None:
             self.since = now
-        elif (
+            self.rounds = 0
+            return
+        self.rounds += 1
+        # Both: a loop that only checkpoints makes ~100,000 rounds a second, while
+        # a long synchronous call between two rounds is slow, not busy.
+        if (
             now - self.since > BUSY_LIMIT_SECONDS
+            and self.rounds > BUSY_LIMIT_ROUNDS
             and self.tripped is None
             and self.scope is not None
         ):
@@ -396,10 +405,6 @@ class TrioStateMachine(Generic[S]):
         "eventually" properties, e.g. wait until every client was served or timed
         out (virtual time passes at no cost).
         """
-        if not inspect.iscoroutinefunction(function):
-            raise ValueError(
-                f"teardown hook {_name(function)!r} must be an async function (got {function!r})"
-            )
         self.teardowns.append(function)
         return function
 
@@ -500,42 +505,90 @@ class TrioStateMachine(Generic[S]):
             async with trio.open_nursery() as nursery:
                 harness._nursery = nursery
                 await self._check_invariants(state, harness)
-                # Under the real clock the live state differs between runs of one
-                # example: then every step draws the same way whatever it finds, and
-                # a rule drawn while not enabled is skipped (see _next_step).
-                steady = not isinstance(harness.clock, trio.testing.MockClock)
-                for number in range(1, self.max_steps + 1):
-                    harness.step = number
-                    enabled = [
-                        rule
-                        for rule in self.rules
-                        if rule.precondition is None or rule.precondition(state)
-                    ]
-                    if not enabled and not steady:
-                        harness.note("no rule is enabled: the run ends")
-                        break
-                    # Swarm testing: prefer the rules this run has not switched off.
-                    enabled = [rule for rule in enabled if rule.name not in off] or enabled
-                    step = data.draw(
-                        _next_step(
-                            _Choices(self.rules, enabled, state), self.average_steps, steady
-                        ),
-                        f"step {number}",
-                    )
-                    if isinstance(step, _Skipped):
-                        harness.log.append("# no rule is enabled now: a step skipped")
-                        continue
-                    if not isinstance(step, _Step):
-                        break
-                    harness.log.append(step.statement())
-                    await self._run_step(step, state)
-                    await self._check_invariants(state, harness)
+                if isinstance(harness.clock, trio.testing.MockClock):
+                    await self._run_drawn_steps(data, harness, state, off)
+                else:
+                    await self._run_planned_steps(data, harness, state, off)
                 harness.step = 0
                 for hook in self.teardowns:
                     harness.log.append(f"await {_name(hook)}(state)  # teardown")
-                    await self._bounded(_name(hook), "teardown hook", hook(state))
+                    ran = hook(state)
+                    if not inspect.isawaitable(ran):
+                        raise TypeError(
+                            f"teardown hook {_name(hook)!r} returned {ran!r}, not an awaitable: "
+                            "make it an async function"
+                        )
+                    await self._bounded(_name(hook), "teardown hook", ran)
                 nursery.cancel_scope.cancel()
             harness._nursery = None
+
+    async def _run_drawn_steps(
+        self, data: st.DataObject, harness: Harness, state: S, off: frozenset[str]
+    ) -> None:
+        """Virtual time: each step is drawn when it comes, from the rules enabled then
+        (the run is deterministic, so a replay finds the same ones)."""
+        for number in range(1, self.max_steps + 1):
+            harness.step = number
+            enabled = self._enabled(state, off)
+            if not enabled:
+                harness.note("no rule is enabled: the run ends")
+                break
+            step = data.draw(
+                _next_step(_Choices(enabled, state), self.average_steps), f"step {number}"
+            )
+            if not isinstance(step, _Step):
+                break
+            harness.log.append(step.statement())
+            await self._run_step(step, state)
+            await self._check_invariants(state, harness)
+
+    async def _run_planned_steps(
+        self, data: st.DataObject, harness: Harness, state: S, off: frozenset[str]
+    ) -> None:
+        """The real clock: the live state differs between runs of one example (a worker
+        answers sooner or later), so the whole run is drawn first, before anything
+        runs: per step a rule index and that rule's arguments. When a step's turn
+        comes, its index passes on to the next rule enabled then (as under virtual
+        time), which takes the arguments the plan drew for it at the nearest step.
+        So what an example draws depends neither on the live state nor on the step
+        where a run fails, and hypothesis can replay and shrink it.
+        Live-state arguments should be made with :func:`pick` here: a strategy made
+        from the state can only be drawn when the step runs."""
+        plan = data.draw(
+            _plan(self.rules, self.average_steps, self.max_steps), "the run's steps (real clock)"
+        )
+        rules = self.rules
+        for number, (index, _, choice) in enumerate(plan, start=1):
+            harness.step = number
+            enabled = self._enabled(state, off)
+            at = next(
+                (k for k in [*range(index, len(rules)), *range(index)] if rules[k] in enabled),
+                None,
+            )
+            static = None if at is None else _planned_arguments(plan, number, at)
+            if at is None or static is None:
+                harness.log.append("# no rule the plan has arguments for was enabled: skipped")
+                continue
+            rule = rules[at]
+            arguments: dict[str, object] = {}
+            for key, spec in rule.arguments.items():
+                if isinstance(spec, Pick):
+                    arguments[key] = _picked(spec, state, choice)
+                elif isinstance(spec, SearchStrategy):
+                    arguments[key] = static[key]
+                else:
+                    arguments[key] = data.draw(spec(state), f"step {number}: {key}")
+            step = _Step(rule, arguments)
+            harness.log.append(step.statement())
+            await self._run_step(step, state)
+            await self._check_invariants(state, harness)
+
+    def _enabled(self, state: S, off: frozenset[str]) -> list[Rule]:
+        """The rules whose precondition holds; swarm testing prefers those not off."""
+        enabled = [
+            rule for rule in self.rules if rule.precondition is None or rule.precondition(state)
+        ]
+        return [rule for rule in enabled if rule.name not in off] or enabled
 
     async def _run_step(self, step: _Step, state: S) -> None:
         await self._bounded(step.rule.name, "rule", step.rule.function(state, **step.arguments))
@@ -555,7 +608,15 @@ class TrioStateMachine(Generic[S]):
     async def _check_invariants(self, state: S, harness: Harness) -> None:
         await trio.testing.wait_all_tasks_blocked()
         for invariant in self.invariants:
-            if invariant(state) is False:
+            held = invariant(state)
+            if inspect.isawaitable(held):  # an async __call__, say: it would never fail
+                if inspect.iscoroutine(held):
+                    held.close()
+                raise TypeError(
+                    f"invariant {_name(invariant)!r} returned an awaitable: it must be a "
+                    "plain function, checked synchronously on the settled system"
+                )
+            if held is False:
                 where = f"after step {harness.step}" if harness.step else "after setup"
                 raise AssertionError(f"invariant {_name(invariant)!r} does not hold {where}")
 
@@ -569,7 +630,6 @@ class TrioStateMachine(Generic[S]):
 class _Choices:
     # hypothesis shows a composite's arguments in its reports (and warns, an error
     # under -W error, when that repr passes 50 kB): show the rule names, not the state.
-    rules: list[Rule]
     enabled: list[Rule]
     state: object
 
@@ -581,51 +641,55 @@ class _Choices:
 
 
 @st.composite
-def _next_step(
-    draw: st.DrawFn, choices: _Choices, average_steps: int, steady: bool
-) -> _Step | _Skipped | _EndOfRun:
-    rules, enabled, state = choices.rules, choices.enabled, choices.state
+def _next_step(draw: st.DrawFn, choices: _Choices, average_steps: int) -> _Step | _EndOfRun:
+    enabled, state = choices.enabled, choices.state
     # Invariant: one draw per step, so hypothesis can delete a whole step while
     # shrinking, and "go on?" shrinks towards 0 = stop (shorter runs). Stopping
     # with chance 1 / (average_steps + 1) at each step makes that the mean length.
     if draw(st.integers(0, average_steps)) == 0:
         return _END_OF_RUN
-    # Which rule: an index into *all* the rules, so that the draw has one shape
-    # whatever is enabled; a rule not enabled passes the step on to the next one
-    # that is. Under the real clock (*steady*) the live state differs from run to
-    # run of an example, so a step there also draws the arguments of every rule,
-    # in rule order, before it looks at the state: then what it draws never
-    # depends on the live state, and hypothesis can replay and shrink the example.
-    index = draw(st.integers(0, len(rules) - 1))
-    drawn: dict[int, dict[str, object]] = {}
-    if steady:
-        for each in rules:
-            drawn[id(each)] = {
-                key: draw(spec) if isinstance(spec, SearchStrategy) else draw(_PICK_INDICES)
-                for key, spec in each.arguments.items()
-                if isinstance(spec, SearchStrategy | Pick)
-            }
-        if not enabled:
-            return _Skipped(rules[index])
-    chosen = {id(rule) for rule in enabled}
-    rule = next(r for r in rules[index:] + rules[:index] if id(r) in chosen)
-    early = drawn.get(id(rule), {})
+    rule = draw(st.sampled_from(enabled))
     arguments: dict[str, object] = {}
     for key, spec in rule.arguments.items():
         if isinstance(spec, SearchStrategy):
-            arguments[key] = early[key] if key in early else draw(spec)
+            arguments[key] = draw(spec)
         elif isinstance(spec, Pick):
-            at = early[key] if key in early else draw(_PICK_INDICES)
-            assert isinstance(at, int)
-            arguments[key] = _picked(spec, state, at)
-        else:  # a strategy made from the live state: drawn now, in every mode
+            arguments[key] = _picked(spec, state, draw(_PICK_INDICES))
+        else:
             arguments[key] = draw(spec(state))
     return _Step(rule, arguments)
 
 
-@attrs.frozen
-class _Skipped:
-    rule: Rule
+@st.composite
+def _plan(
+    draw: st.DrawFn, rules: list[Rule], average_steps: int, max_steps: int
+) -> list[tuple[int, dict[str, object], int]]:
+    # Per step: the same "go on?" as _next_step (as many steps on average, shrinking
+    # the same way), a rule index over all the rules, that rule's static arguments,
+    # and a number for its picks.
+    plan: list[tuple[int, dict[str, object], int]] = []
+    while len(plan) < max_steps and draw(st.integers(0, average_steps)) != 0:
+        index = draw(st.integers(0, len(rules) - 1))
+        static = {
+            key: draw(spec)
+            for key, spec in rules[index].arguments.items()
+            if isinstance(spec, SearchStrategy)
+        }
+        plan.append((index, static, draw(_PICK_INDICES)))
+    return plan
+
+
+def _planned_arguments(
+    plan: list[tuple[int, dict[str, object], int]], number: int, index: int
+) -> dict[str, object] | None:
+    """Static arguments the plan drew for rule *index*: at step *number* (1-based)
+    or the nearest step before it, else the nearest after; ``None`` if none did."""
+    position = number - 1
+    for k in [*range(position, -1, -1), *range(position + 1, len(plan))]:
+        if plan[k][0] == index:
+            found: dict[str, object] = plan[k][1]
+            return found
+    return None
 
 
 def _picked(spec: Pick, state: object, at: int) -> object:

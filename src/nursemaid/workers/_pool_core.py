@@ -332,10 +332,10 @@ class PoolCore:
         self.starting = 0  # slots in STARTING or HANDSHAKING
         self.checking = 0  # slots in CHECKING
         self.ready_once = 0  # handshakes that ever succeeded
-        # Of those, workers that then died on their own (not the pool's removals:
-        # a recycled worker's replacement starts at once). An eager pool opens on
-        # ready_once - ready_lost: a count "ready at this instant" may never come
-        # true while clients recycle workers during the opening.
+        # Of those, workers that then died or were removed for their own fault (not
+        # the pool's own removals: a recycled worker's replacement starts at once).
+        # An eager pool opens on ready_once - ready_lost: a count "ready at this
+        # instant" may never come true while clients recycle workers as it opens.
         self.ready_lost = 0
         self.restarts = 0
         self.start_failures_in_a_row = 0
@@ -832,6 +832,8 @@ class PoolCore:
         self._forget(slot, state)
         self.effects.stop(slot)
         self._unbind(slot, now)
+        if failure is not None and state is not _S.STARTING and state is not _S.HANDSHAKING:
+            self.ready_lost += 1  # ready once, then removed for its own fault
         if failure is not None and self._count_failure(now, failure):
             return
         if replace and self.phase is not PoolPhase.CLOSING:

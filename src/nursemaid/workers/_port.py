@@ -120,14 +120,19 @@ STDERR_LOG_LEVEL: Final = logging.WARNING
 logging set-up, because a worker's stderr is where it explains why it failed.
 Quieten one port with ``logging.getLogger("nursemaid.port.NAME").setLevel(...)``."""
 EXIT_STATUS_WAIT: Final = 1.0
-"""After the worker closes its end of a pipe under a call, or breaks the protocol
-(then the port closes its pipes, which tells a well-behaved worker to exit), how
-long the call waits for the exit status and the rest of stderr before raising
-:class:`~nursemaid.WorkerCrashed` or :class:`~nursemaid.RemoteProtocolError`, so
-that the error can show them. A worker that
+"""After the worker closes its end of a pipe under a call, how long the call waits
+for the exit status and the rest of stderr before raising
+:class:`~nursemaid.WorkerCrashed`, so that the error can show them. A worker that
 exits at once costs only as long as it takes to reap it; one that closed its
 pipe but keeps running makes the error wait this long, then carry
 ``returncode=None``."""
+PROTOCOL_ERROR_WAIT: Final = 0.25
+"""After the worker breaks the protocol under a call, how long the call waits for
+its exit status and the rest of stderr before raising
+:class:`~nursemaid.RemoteProtocolError`. The port closes the worker's pipes, which
+tells a well-behaved worker to exit at once, and a worker usually explains on
+stderr just before it writes garbage. Shorter than ``EXIT_STATUS_WAIT``: a worker
+that wrote garbage may well be stuck, and its caller should not wait long for it."""
 STDERR_DRAIN: Final = 0.5
 """After the process is reaped, how long closing waits for stderr's end of file
 (a grandchild may keep the pipe open; its output after that is not read)."""
@@ -929,14 +934,14 @@ class Port:
         """The worker broke the protocol under this call: close, wait for its
         evidence, raise.
 
-        As :meth:`_lost` does, waits up to ``EXIT_STATUS_WAIT`` for the exit status
-        and the end of stderr (closing the pipes tells a ``serve`` worker to exit):
+        As :meth:`_lost` does, waits (up to ``PROTOCOL_ERROR_WAIT``) for the exit
+        status and the end of stderr (closing the pipes tells a ``serve`` worker to exit):
         a worker usually explains on stderr just before it writes garbage, and
         without the wait that line was in the error only now and then.
         """
         self._break(f"the worker broke the protocol: {exc.args[0] if exc.args else exc}")
         self._closed_how = "protocol"  # the worker's fault: a pool counts it as a failure
-        with trio.move_on_after(EXIT_STATUS_WAIT):
+        with trio.move_on_after(PROTOCOL_ERROR_WAIT):
             await self._exited.wait()
             await self._stderr_done.wait()
         raise RemoteProtocolError(
