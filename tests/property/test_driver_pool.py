@@ -61,7 +61,10 @@ def test_users_extend_the_machine_with_their_own_rules_and_invariants() -> None:
         assert min(stats.idle, stats.leased, stats.starting, stats.waiting) >= 0
 
     assert "execute_and_check" in {rule.name for rule in machine.rules}
-    machine.test(settings(max_examples=15, database=None))()
+    # Enough examples that some run the rule and see an execute through: each one
+    # does so only now and then (swarm testing may switch the rule off, and the
+    # machine crashes workers and closes the pool). 15 examples missed 1 run in 8.
+    machine.test(settings(max_examples=60, database=None))()
     # Some executes finished (the rule really ran), and each got its own reply.
     assert executed
     assert set(executed) == {1}
