@@ -1050,8 +1050,8 @@ class Pool:
             return
         if not core.ready(slot, _current_time()):
             return
-        # Handshakes that succeeded, less the workers that then died on their own:
-        # one that passed its handshake and died is not ready (PoolCore.ready_lost).
+        # Handshakes that succeeded, less the workers that then crashed or were
+        # removed for their own fault: those are not ready (PoolCore.ready_lost).
         if core.phase is PoolPhase.OPENING and core.ready_once - core.ready_lost >= self._min_ready:
             self._opened.set()
         status = await worker.wait_exited()

@@ -693,8 +693,9 @@ class PoolCore:
             self.bound[slot.id] = left
         else:
             self.bound.pop(slot.id, None)
-        # Bound to a worker that is gone (a session moves only then), or to none:
-        # either way no live worker's count changes.
+        # Back to what it was bound to: nothing, a worker that is gone (a session
+        # moves only then), or a live one (after end_session, a client queued for
+        # the old worker may bring it back): only the last is counted in `bound`.
         if old is None:
             del self.sessions[session]
         else:
@@ -738,7 +739,8 @@ class PoolCore:
             self.idle.append(slot)
 
     def _unbind(self, slot: WorkerSlot, now: float) -> None:
-        """*slot* is gone: waiters bound to it may take any worker now."""
+        """*slot* is gone: waiters bound to it join their session's live worker if it
+        has one (after end_session it may), else may take any worker now."""
         released = False
         for waiter in self.waiters:
             if waiter.bound == slot.id:
