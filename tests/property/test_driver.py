@@ -598,3 +598,18 @@ def test_under_the_real_clock_what_is_enabled_may_change_between_runs_of_an_exam
 
     machine.test(settings(max_examples=200, database=None))()
     assert seen["steps"] > 0
+
+
+def test_under_the_real_clock_each_pick_of_a_rule_draws_its_own_index() -> None:
+    from nursemaid.testing import pick
+
+    machine: TrioStateMachine[Harness] = TrioStateMachine(name="two picks", clock=None)
+    pairs: set[tuple[int, int]] = set()
+    digits = list(range(10))
+
+    @machine.rule(a=pick(lambda harness: digits), b=pick(lambda harness: digits))
+    async def both(harness: Harness, a: int, b: int) -> None:
+        pairs.add((a, b))
+
+    machine.test(settings(max_examples=50, database=None))()
+    assert any(a != b for a, b in pairs)

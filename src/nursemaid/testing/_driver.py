@@ -36,7 +36,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 import attrs
 import trio
@@ -558,24 +558,24 @@ class TrioStateMachine(Generic[S]):
             _plan(self.rules, self.average_steps, self.max_steps), "the run's steps (real clock)"
         )
         rules = self.rules
-        for number, (index, _, choice) in enumerate(plan, start=1):
+        for number, (index, _) in enumerate(plan, start=1):
             harness.step = number
             enabled = self._enabled(state, off)
             at = next(
                 (k for k in [*range(index, len(rules)), *range(index)] if rules[k] in enabled),
                 None,
             )
-            static = None if at is None else _planned_arguments(plan, number, at)
-            if at is None or static is None:
+            drawn = None if at is None else _planned_arguments(plan, number, at)
+            if at is None or drawn is None:
                 harness.log.append("# no rule the plan has arguments for was enabled: skipped")
                 continue
             rule = rules[at]
             arguments: dict[str, object] = {}
             for key, spec in rule.arguments.items():
                 if isinstance(spec, Pick):
-                    arguments[key] = _picked(spec, state, choice)
+                    arguments[key] = _picked(spec, state, cast("int", drawn[key]))
                 elif isinstance(spec, SearchStrategy):
-                    arguments[key] = static[key]
+                    arguments[key] = drawn[key]
                 else:
                     arguments[key] = data.draw(spec(state), f"step {number}: {key}")
             step = _Step(rule, arguments)
@@ -663,26 +663,26 @@ def _next_step(draw: st.DrawFn, choices: _Choices, average_steps: int) -> _Step 
 @st.composite
 def _plan(
     draw: st.DrawFn, rules: list[Rule], average_steps: int, max_steps: int
-) -> list[tuple[int, dict[str, object], int]]:
+) -> list[tuple[int, dict[str, object]]]:
     # Per step: the same "go on?" as _next_step (as many steps on average, shrinking
-    # the same way), a rule index over all the rules, that rule's static arguments,
-    # and a number for its picks.
-    plan: list[tuple[int, dict[str, object], int]] = []
+    # the same way), a rule index over all the rules, and that rule's arguments: what
+    # its strategies give, and an index for each of its picks.
+    plan: list[tuple[int, dict[str, object]]] = []
     while len(plan) < max_steps and draw(st.integers(0, average_steps)) != 0:
         index = draw(st.integers(0, len(rules) - 1))
-        static = {
-            key: draw(spec)
+        drawn = {
+            key: draw(_PICK_INDICES if isinstance(spec, Pick) else spec)
             for key, spec in rules[index].arguments.items()
-            if isinstance(spec, SearchStrategy)
+            if isinstance(spec, SearchStrategy | Pick)
         }
-        plan.append((index, static, draw(_PICK_INDICES)))
+        plan.append((index, drawn))
     return plan
 
 
 def _planned_arguments(
-    plan: list[tuple[int, dict[str, object], int]], number: int, index: int
+    plan: list[tuple[int, dict[str, object]]], number: int, index: int
 ) -> dict[str, object] | None:
-    """Static arguments the plan drew for rule *index*: at step *number* (1-based)
+    """The arguments the plan drew for rule *index*: at step *number* (1-based)
     or the nearest step before it, else the nearest after; ``None`` if none did."""
     position = number - 1
     for k in [*range(position, -1, -1), *range(position + 1, len(plan))]:
