@@ -3,29 +3,33 @@
 Rows (round trips per second, median of interleaved trials; ~100-byte messages;
 one request in flight per worker):
 
-==================  ===========================================================
-raw_1w / raw_2w     blocking ``os.write``/``os.read`` on a child's pipes to the
-                    anchors' stdlib echo worker: the ceiling (1 child; 2 children
-                    from 2 threads)
-trio_echo_1w/2w     the anchors' minimal Trio loop: ``send_all`` a frame,
-                    ``receive_some`` the echo, to the same echo worker (bytes only)
-trio_serve_1w/2w    a minimal hand-written Trio framed loop doing what
-                    ``Port.request`` does: encode ``{"id","op","args"}`` with the
-                    same JSON backend, frame, ``send_all``, ``receive_some`` until
-                    the frame is whole, decode the reply, to the same ``serve``
-                    worker. **The target's baseline: Port.request ≥ 90 % of this.**
-port_1w / port_2w   ``await port.request("echo", args)`` to a ``serve`` worker (one
-                    port per task, each task owning its port); the port's JSON
-                    backend is ``"auto"``: orjson when the ``nursemaid[orjson]``
-                    extra is installed (``serve`` always uses the standard library)
-port_stdlib_1w/2w   the same with the standard library's json on the port's side
-                    too: nursemaid installed without extras
-port_noyield_1w/2w  ``port_1w/2w`` with the port's yield before a wait switched off
-                    (docs/performance.md, "How a request waits"): what the yield buys
-port_raw_1w/2w      ``await port.send(frame); await port.receive()`` with
-                    ``codec="raw"`` to the echo worker: the port's transport alone
-tpar_1c / tpar_2c   ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)
-==================  ===========================================================
+====================  ===========================================================
+raw_1w / raw_2w       blocking ``os.write``/``os.read`` on a child's pipes to the
+                      anchors' stdlib echo worker: the ceiling (1 child; 2 children
+                      from 2 threads)
+trio_echo_1w/2w       the anchors' minimal Trio loop: ``send_all`` a frame,
+                      ``receive_some`` the echo, to the same echo worker (bytes only)
+trio_serve_1w/2w      a minimal hand-written Trio framed loop doing what
+                      ``Port.request`` does: encode ``{"id","op","args"}`` with the
+                      same JSON backend, frame, ``send_all``, ``receive_some`` until
+                      the frame is whole, decode the reply, to the same ``serve``
+                      worker. **The target's baseline: Port.request ≥ 90 % of this.**
+port_1w / port_2w     ``await port.request("echo", args)`` to a ``serve`` worker (one
+                      port per task, each task owning its port); the port's JSON
+                      backend is ``"auto"``: orjson when the ``nursemaid[orjson]``
+                      extra is installed (``serve`` always uses the standard library)
+port_stdlib_1w/2w     the same with the standard library's json on the port's side
+                      too: nursemaid installed without extras
+port_noyield_1w/2w    ``port_1w/2w`` with the port's yield before a wait switched off
+                      (docs/performance.md, "How a request waits"): what the yield buys
+port_everyturn_1w/2w  ``port_1w/2w`` with a turn for Trio's scheduler at every call
+                      that never waited, not once per 0.25 ms (docs/performance.md,
+                      "A turn for the scheduler at most once per 0.25 ms"): what
+                      that buys
+port_raw_1w/2w        ``await port.send(frame); await port.receive()`` with
+                      ``codec="raw"`` to the echo worker: the port's transport alone
+tpar_1c / tpar_2c     ``trio_parallel.run_sync(echo, payload)`` (target: port ≥ 5x)
+====================  ===========================================================
 
 and start-up: spawn a worker and get its first reply, bare echo worker against a
 ``serve`` worker (blocking ``subprocess``; target ≤ 1.3x), and ``open_port`` +
@@ -129,6 +133,18 @@ def bench_port_noyield(workers: int, duration: float, serve_path: str) -> tuple[
         return bench_port(workers, duration, serve_path)
     finally:
         _port._YIELD_MISSES, _port._YIELD_PROBE = saved  # type: ignore[misc]
+
+
+def bench_port_everyturn(workers: int, duration: float, serve_path: str) -> tuple[int, float]:
+    """``bench_port`` with a schedule point at every call, as before the turn rule."""
+    from nursemaid.workers import _port
+
+    saved = _port._TURN_EVERY_NS
+    _port._TURN_EVERY_NS = 0  # type: ignore[misc]
+    try:
+        return bench_port(workers, duration, serve_path)
+    finally:
+        _port._TURN_EVERY_NS = saved  # type: ignore[misc]
 
 
 def bench_port_raw(workers: int, duration: float) -> tuple[int, float]:
@@ -271,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port_2w": lambda d: bench_port(2, d, serve_path),
             "port_noyield_1w": lambda d: bench_port_noyield(1, d, serve_path),
             "port_noyield_2w": lambda d: bench_port_noyield(2, d, serve_path),
+            "port_everyturn_1w": lambda d: bench_port_everyturn(1, d, serve_path),
+            "port_everyturn_2w": lambda d: bench_port_everyturn(2, d, serve_path),
             "port_stdlib_1w": lambda d: bench_port(1, d, serve_path, "json"),
             "port_stdlib_2w": lambda d: bench_port(2, d, serve_path, "json"),
             "port_raw_1w": lambda d: bench_port_raw(1, d),
@@ -301,6 +319,7 @@ ROWS = [
     ("trio_serve_1w", "minimal Trio framed loop + JSON envelope, serve worker", "raw_1w", ""),
     ("port_1w", "Port.request, serve worker", "trio_serve_1w", "≥ 0.90"),
     ("port_noyield_1w", "Port.request, no yield before a wait", "port_1w", ""),
+    ("port_everyturn_1w", "Port.request, a schedule point at every call", "port_1w", ""),
     ("port_stdlib_1w", "Port.request, stdlib json both sides", "port_1w", ""),
     ("port_raw_1w", "Port.send + receive, raw bytes, echo worker", "trio_echo_1w", ""),
     ("tpar_1c", "trio_parallel.run_sync, 1 caller", "port_1w", ""),
@@ -309,6 +328,7 @@ ROWS = [
     ("trio_serve_2w", "minimal Trio framed loop + JSON, 2 tasks", "raw_2w", ""),
     ("port_2w", "Port.request, 2 serve workers, 2 tasks", "trio_serve_2w", "≥ 0.90"),
     ("port_noyield_2w", "Port.request, no yield before a wait, 2 tasks", "port_2w", ""),
+    ("port_everyturn_2w", "Port.request, a schedule point at every call, 2 tasks", "port_2w", ""),
     ("port_stdlib_2w", "Port.request, stdlib json both sides, 2 tasks", "port_2w", ""),
     ("port_raw_2w", "Port.send + receive, raw bytes, 2 echo workers", "trio_echo_2w", ""),
     ("tpar_2c", "trio_parallel.run_sync, 2 callers", "port_2w", ""),

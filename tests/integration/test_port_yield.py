@@ -118,7 +118,8 @@ async def test_a_reply_ready_after_the_yield_is_read_without_waiting(
         async with open_port(CALC) as port:
             box.append(port)
             port._misses = _port._YIELD_MISSES - 1  # a hit starts the count again
-            # No Trio wait happened, so the request must still be a checkpoint.
+            # No Trio wait happened, so the request is a checkpoint only as the
+            # port's turn rule says (test_port_turns.py); a fresh port owes one.
             with trio.testing.assert_checkpoints():
                 assert await port.request("wait", path) == "first"
             assert waits == []
@@ -126,6 +127,7 @@ async def test_a_reply_ready_after_the_yield_is_read_without_waiting(
             # The message level takes the same path.
             monkeypatch.setattr(_port, "_sched_yield", answering_yield(box, release, b"second\n"))
             await port.send({"id": 99, "op": "wait", "args": path})
+            clock.advance(_port._TURN_EVERY_NS)  # owe a turn again
             with trio.testing.assert_checkpoints():
                 assert await port.receive() == {"id": 99, "result": "second"}
             assert waits == []
@@ -267,6 +269,7 @@ def answer_during_the_yield(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> Port
     port = only_port(pool)
     monkeypatch.setattr(_port, "_sched_yield", lambda: wait_readable(port))
     port._misses = 0
+    port._turn_ns = -_port._TURN_EVERY_NS  # no turn given for a while: one is owed
     return port
 
 

@@ -706,13 +706,13 @@ class Pool:
             handoff = slot.handoff
             if handoff is not None:
                 handoff(_current_task())
-        yielded = True
+        owed = False
         try:
             if timeout is not None:
                 left = start + timeout - clock()
                 result = await slot.resource.request(op, args, timeout=left if left > 0 else 0.0)
             elif slot.request_then_yield is not None:  # a port or in-process worker: see the end
-                result, yielded = await slot.request_then_yield(op, args)
+                result, owed = await slot.request_then_yield(op, args)
             else:
                 result = await slot.resource.request(op, args)
         except RemoteError:
@@ -733,11 +733,12 @@ class Pool:
             core.finish_checkin(slot, None, now)
         if core.phase is PoolPhase.CLOSING and not core.leased:
             self._drained.set()
-        if not yielded:
+        if owed:
             # The call's schedule point, after the checkin: the worker is idle
             # again before we let other tasks run, so the next client takes it
             # without waiting, and the most recently used worker (warm in the
             # CPU's caches, top of the idle stack) serves again (docs/pool.md).
+            # A port owes it at most once per 0.25 ms (Port._owes_turn).
             await _cancel_shielded_checkpoint()
         return result
 

@@ -103,25 +103,27 @@ class InProcessWorker:
         return await self._run(op, lambda: handler(args), timeout)
 
     async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
-        """``request(op, args)`` for the pool's ``execute``: return ``(result, yielded)``.
+        """``request(op, args)`` for the pool's ``execute``: return ``(result, owed)``.
 
         A plain handler's value is returned without the request's closing
-        schedule point (*yielded* false): ``execute`` takes it after the checkin,
+        schedule point (*owed* true): ``execute`` takes it after the checkin,
         as it does for a port (docs/pool.md, "The schedule point comes after the
-        checkin"), so in-process pools are scheduled as port pools are. Anything
-        that awaits goes through :meth:`request`'s machinery.
+        checkin"). Unlike a port, an in-process worker owes it after every call,
+        not once per 0.25 ms: property tests run pools of these, and each
+        schedule point is an interleaving for them to explore. Anything that
+        awaits goes through :meth:`request`'s machinery.
         """
         handler = self._handlers.get(op)
         if handler is None or self.returncode is not None:
-            return await self.request(op, args), True
+            return await self.request(op, args), False
         try:
             result = handler(args)
         except Exception as exc:
             await trio.lowlevel.checkpoint()
             raise _remote_error(op, exc) from None
         if inspect.isawaitable(result):
-            return await self._run(op, lambda: result, None, called=True), True
-        return result, False
+            return await self._run(op, lambda: result, None, called=True), False
+        return result, True
 
     async def _run(
         self,

@@ -49,9 +49,11 @@ Theory of operation:
     64 KiB into the :class:`FrameDecoder` (a read that is exactly one frame skips
     it). Reading first pays off because the kernel usually runs the worker as
     soon as our write wakes it, so on one core the reply is often already there:
-    a read that succeeds costs far less than a trip through epoll. Trio's
-    checkpoint rule holds with the cheapest pair: ``checkpoint_if_cancelled()`` on
-    entry, and a ``cancel_shielded_checkpoint()`` only if the call never blocked.
+    a read that succeeds costs far less than a trip through epoll. Every call
+    is a cancel point (``checkpoint_if_cancelled()`` on entry). A call that
+    waited has had its schedule point; one that never blocked takes a
+    ``cancel_shielded_checkpoint()`` only if no call on the port has given
+    Trio's scheduler a turn in the last 0.25 ms (:meth:`Port._owes_turn`).
 
     Two small background tasks live in ``open_port``'s own nursery and never
     raise: one reads stderr into a bounded tail (and logs each line), one waits
@@ -146,6 +148,11 @@ _YIELD_MISSES: Final = 3
 _YIELD_PROBE: Final = 64
 _YIELD_PROBE_MAX: Final = 65536
 _YIELD_SLOW_NS: Final = 50_000
+# A call that never had to wait gives Trio's scheduler a turn only if no call on
+# this port has in the last _TURN_EVERY_NS: Trio's own docs leave when a
+# checkpoint switches tasks to a scheduling policy, and this is a policy of the
+# kind python-trio/trio#1757 proposes (Port._owes_turn; docs/ports.md).
+_TURN_EVERY_NS: Final = 250_000
 
 _HELD_OPEN: Final = (
     ", with its stdout still open (a process it started holds it) and nothing more on it"
@@ -218,6 +225,7 @@ class Port:
         "_stdin_fd",
         "_stdout",
         "_stdout_fd",
+        "_turn_ns",
         "argv",
         "max_frame",
         "name",
@@ -279,6 +287,9 @@ class Port:
         self._misses = 0  # yields in a row that did not bring the reply
         self._skipped = 0  # chances to yield passed up since the last try
         self._probe_every = _YIELD_PROBE  # chances between tries, once given up
+        # When a call on this port last went through a schedule point (a wait, or
+        # the checkpoint _owes_turn asked for); perf_counter_ns.
+        self._turn_ns = -_TURN_EVERY_NS  # the first call that never waits owes one
         # Invariant: ids of requests whose frame was fully written but whose
         # caller stopped waiting (cancelled or timed out). Each is removed when
         # its late reply arrives and is discarded.
@@ -450,12 +461,12 @@ class Port:
         request_id, frame = self._prepare(op, args)
         if timeout is None:
             ok, value, waited = await self._round_trip(request_id, op, frame)
-            if not waited:
+            if self._owes_turn(waited):
                 await _cancel_shielded_checkpoint()
         else:
             with trio.move_on_after(timeout):
                 ok, value, waited = await self._round_trip(request_id, op, frame)
-                if not waited:
+                if self._owes_turn(waited):
                     await _cancel_shielded_checkpoint()
                 if ok:
                     return value
@@ -479,21 +490,56 @@ class Port:
 
     async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
         """``request(op, args)`` for the pool's ``execute``, which checks the worker in
-        before the call's schedule point: return ``(result, yielded)``.
+        before the call's schedule point: return ``(result, owed)``.
 
-        When *yielded* is false the call has not been a schedule point yet and the
-        caller owes one (``execute`` takes it after the checkin, so the worker is
-        back in the pool before the client gives up the CPU; docs/pool.md, "The
-        schedule point comes after the checkin"). Errors are raised after a
-        schedule point, as from :meth:`request`.
+        When *owed* is true the call still owes the schedule point that
+        :meth:`request` would have taken (see :meth:`_owes_turn`): ``execute``
+        takes it after the checkin, so the worker is back in the pool before the
+        client gives up the CPU (docs/pool.md, "The schedule point comes after
+        the checkin"). Errors are raised as from :meth:`request`.
         """
         request_id, frame = self._prepare(op, args)
         ok, value, waited = await self._round_trip(request_id, op, frame)
         if ok:
-            return value, waited
-        if not waited:
+            return value, self._owes_turn(waited)
+        if self._owes_turn(waited):
             await _cancel_shielded_checkpoint()
         raise RemoteError(value.type, value.message, value.traceback, op=op)
+
+    def _owes_turn(self, waited: bool) -> bool:
+        """After a call: whether it must still give Trio's scheduler a turn.
+
+        A call that waited (for the pipe) has had its schedule point. One that
+        did not takes a ``cancel_shielded_checkpoint()`` only if no call on this
+        port has gone through a schedule point in the last ``_TURN_EVERY_NS``;
+        else it returns without one. Its ``checkpoint_if_cancelled()`` on entry
+        still made it a cancel point.
+
+        Why this is sound: trio's docs say a checkpoint is where "the scheduler
+        checks its scheduling policy to see if it's a good time to switch to
+        another task" and reserve the right to switch less often than at every
+        one; python-trio/trio#1757 proposes a policy of this kind for Trio. A
+        schedule point costs a pass of Trio's run loop (an ``epoll_wait`` and a
+        task switch), about a fifth of a round trip on one core; here it is paid
+        once per 0.25 ms instead of once per call.
+
+        Why the bound holds: ``_turn_ns`` is taken only as a call on this port
+        gives up the CPU, or as a call that came back from a wait returns; and
+        only one task of this port's thread runs at a time. So the task running
+        now began its step after the record, or at most one call before it.
+        Schedule points that do not go through this port only make the record
+        older, which brings the next turn sooner. A task whose calls never wait
+        therefore holds the run loop at most ``_TURN_EVERY_NS`` plus a call or
+        two, and a deadline or a cancel reaches it at most that late.
+        """
+        now = _ns()
+        if waited:
+            self._turn_ns = now
+            return False
+        if now - self._turn_ns < _TURN_EVERY_NS:
+            return False
+        self._turn_ns = now
+        return True
 
     def _prepare(self, op: str, args: Any) -> tuple[int, bytes]:
         """Check the caller and the port, take the next id; return it and the framed request."""
@@ -559,7 +605,7 @@ class Port:
             ) from exc
         frame = encode_frame(payload, packet=self.packet, max_frame=self.max_frame)
         await _checkpoint_if_cancelled()
-        if not await self._write(frame):
+        if self._owes_turn(await self._write(frame)):
             await _cancel_shielded_checkpoint()
 
     async def receive(self) -> Any:
@@ -602,7 +648,7 @@ class Port:
                 break
             if await self._fill("while receive() waited for a message"):
                 waited = True
-        if not waited:
+        if self._owes_turn(waited):
             await _cancel_shielded_checkpoint()
         try:
             return self._codec.decode(payload)

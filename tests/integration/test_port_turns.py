@@ -1,0 +1,237 @@
+"""A port call that never waits gives Trio's scheduler a turn at most once per
+``_TURN_EVERY_NS``, and is a cancel point every time (docs/ports.md, "Checkpoints").
+
+The worker's reply is made to be there before the port would wait for it: the
+stand-in for ``sched_yield`` blocks (outside Trio) until the reply is readable, as
+if the worker had run during the yield. So no call goes through Trio's I/O wait,
+and the only schedule points are the turns the port decides to give. Whether a
+call gave one is read off the task's steps: a schedule point ends the step of the
+task that takes it; a cancel point alone does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import select
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nursemaid import Port, open_pool, open_port
+from nursemaid.workers import _port
+
+WORKERS = Path(__file__).parent / "workers"
+CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
+BOUND = 20  # seconds: a generous fail_after for anything that waits on a real process
+TURN = _port._TURN_EVERY_NS
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of one task that end: each ends at a schedule point."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task, self.steps = task, 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def schedule_points(
+    call: Callable[..., Awaitable[object]], *args: object, **kwargs: object
+) -> int:
+    """How many schedule points ``await call(*args, **kwargs)`` went through."""
+    counter = StepCounter(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        await call(*args, **kwargs)
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    return counter.steps
+
+
+def reply_during_the_yield(port: Port) -> Callable[[], None]:
+    """A ``sched_yield`` during which the worker answers."""
+
+    def fake_yield() -> None:
+        readable, _, _ = select.select([port._stdout_fd], [], [], BOUND)
+        assert readable, "the worker never answered"
+
+    return fake_yield
+
+
+class FakeNs:
+    """``perf_counter_ns`` for the port: 1 µs a reading, plus what the test adds."""
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count(10**9, 1_000)
+        self.extra = 0
+
+    def __call__(self) -> int:
+        return next(self._ticks) + self.extra
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every call of the port's to Trio's I/O wait for stdout."""
+    record: list[int] = []
+    real_wait = _port._wait_readable
+
+    async def counting_wait(fd: int) -> None:
+        record.append(fd)
+        await real_wait(fd)
+
+    monkeypatch.setattr(_port, "_wait_readable", counting_wait)
+    # The stand-in yield blocks for as long as the worker takes; that must not
+    # count as a slow yield, or the port would stop yielding and start waiting.
+    monkeypatch.setattr(_port, "_YIELD_SLOW_NS", 10**15)
+    return record
+
+
+@pytest.fixture
+def ns(monkeypatch: pytest.MonkeyPatch) -> FakeNs:
+    fake = FakeNs()
+    monkeypatch.setattr(_port, "_ns", fake)
+    return fake
+
+
+async def test_a_call_that_never_waits_gives_a_turn_once_per_interval(
+    waits: list[int], ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
+            # A fresh port owes a turn at once.
+            assert await schedule_points(port.request, "echo", 1) == 1
+            # Within the interval, calls that never waited give none...
+            for value in range(2, 6):
+                assert await schedule_points(port.request, "echo", value) == 0
+            # ...and the first after it does; then none again.
+            ns.extra += TURN
+            assert await schedule_points(port.request, "echo", 6) == 1
+            assert await schedule_points(port.request, "echo", 7) == 0
+            # A timeout does not change the rule.
+            ns.extra += TURN
+            assert await schedule_points(port.request, "echo", 8, timeout=BOUND) == 1
+            assert await schedule_points(port.request, "echo", 9, timeout=BOUND) == 0
+            # The message level follows it too, with the same record.
+            ns.extra += TURN
+            assert await schedule_points(port.send, {"id": 50, "op": "echo"}) == 1
+            assert await schedule_points(port.receive) == 0
+            ns.extra += TURN
+            await port.send({"id": 51, "op": "echo"})  # takes the turn
+            assert await schedule_points(port.receive) == 0
+    assert waits == []
+
+
+async def test_a_call_that_waited_starts_the_interval_again(
+    fifo: tuple[str, int], waits: list[int], ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, release = fifo
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port, trio.open_nursery() as nursery:
+            answering = reply_during_the_yield(port)
+            monkeypatch.setattr(_port, "_sched_yield", answering)
+            assert await schedule_points(port.request, "echo", 1) == 1  # t0
+            ns.extra += TURN - 20_000  # just short of the interval
+            # This one must wait for its reply: the yield brings nothing, and the
+            # worker answers only when another task releases it.
+            monkeypatch.setattr(_port, "_sched_yield", lambda: None)
+
+            async def release_when_blocked() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                os.write(release, b"late\n")
+
+            nursery.start_soon(release_when_blocked)
+            assert await schedule_points(port.request, "wait", path) >= 1
+            assert len(waits) == 1
+            # Past t0's interval now, but not past the wait's: no turn owed.
+            ns.extra += 30_000
+            monkeypatch.setattr(_port, "_sched_yield", answering)
+            assert await schedule_points(port.request, "echo", 2) == 0
+            assert len(waits) == 1
+
+
+async def test_a_call_within_the_interval_is_still_a_cancel_point(
+    waits: list[int], ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
+            assert await port.request("echo", 1) == 1  # takes the turn
+            for call in (
+                lambda: port.request("echo", 2),
+                lambda: port.send({"id": 60, "op": "echo"}),
+                port.receive,
+            ):
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    await call()
+                assert scope.cancelled_caught
+            # Nothing was sent (a reply to it would now be out of step) or
+            # abandoned, and the port carries on.
+            assert port.abandoned_requests == 0
+            assert await port.request("echo", 3) == 3
+            assert await schedule_points(port.request, "echo", 4) == 0
+    assert waits == []
+
+
+async def test_execute_on_a_port_gives_a_turn_once_per_interval_after_the_checkin(
+    waits: list[int], ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_pool(CALC, size=1, health_interval=None) as pool:
+            (slot,) = pool._core.workers.values()
+            port: Port = slot.resource
+            monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
+            waits.clear()  # the handshake's ping waited for its pong
+            ns.extra += TURN
+            assert await schedule_points(pool.execute, "echo", 1) == 1
+            for value in range(2, 5):
+                assert await schedule_points(pool.execute, "echo", value) == 0
+                assert pool.statistics().idle == 1  # checked in all the same
+            ns.extra += TURN
+            assert await schedule_points(pool.execute, "echo", 5) == 1
+    assert waits == []
+
+
+async def test_a_task_whose_calls_never_wait_still_lets_other_tasks_run(
+    waits: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the real clock: one task makes requests for LOOP seconds, none of which
+    # waits; another task notes each time it gets to run. Were the port never
+    # to give a turn, the other task would not run at all until the loop ended.
+    loop = 0.2
+    runs: list[float] = []
+    with trio.fail_after(BOUND):
+        async with open_port(CALC) as port:
+            monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
+            done = False
+
+            async def other_task() -> None:
+                while not done:
+                    runs.append(time.perf_counter())
+                    await trio.lowlevel.checkpoint()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other_task)
+                start = time.perf_counter()
+                calls = 0
+                while time.perf_counter() - start < loop:
+                    await port.request("echo", calls)
+                    calls += 1
+                end = time.perf_counter()
+                done = True
+    during = [start, *(t for t in runs if start < t < end), end]
+    longest_gap = max(b - a for a, b in itertools.pairwise(during))
+    assert waits == []
+    assert calls > 10
+    # One turn per 0.25 ms of calls; allow a shared machine's stalls, but not
+    # the whole loop.
+    assert longest_gap < loop / 4, (longest_gap, len(during))
