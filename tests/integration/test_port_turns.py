@@ -24,12 +24,14 @@ import trio
 import trio.testing
 
 from nursemaid import Port, open_pool, open_port
-from nursemaid.workers import _port
+from nursemaid.workers import _pool, _port
+from nursemaid.workers._pool import Pool
 
 WORKERS = Path(__file__).parent / "workers"
 CALC = [sys.executable, str(WORKERS / "calc_worker.py")]
 BOUND = 20  # seconds: a generous fail_after for anything that waits on a real process
 TURN = _port._TURN_EVERY_NS
+CENSUS_OF_ONE = 2 * TURN  # how long a pool of one worker counts its clients
 
 
 class StepCounter(trio.abc.Instrument):
@@ -182,32 +184,85 @@ async def test_a_call_within_the_interval_is_still_a_cancel_point(
     assert waits == []
 
 
-async def test_execute_on_a_port_gives_a_turn_once_per_interval_after_the_checkin(
-    waits: list[int], ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def pool_ns(ns: FakeNs, monkeypatch: pytest.MonkeyPatch) -> FakeNs:
+    """The same fake clock for the pool's census of clients."""
+    monkeypatch.setattr(_pool, "_ns", ns)
+    return ns
+
+
+async def execute_in_another_task(pool: Pool, value: int) -> None:
+    """One more client: another task makes one call."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pool.execute, "echo", value)
+
+
+async def test_execute_with_a_worker_for_every_client_gives_a_turn_once_per_interval(
+    waits: list[int], pool_ns: FakeNs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with trio.fail_after(BOUND):
+        async with open_pool(CALC, size=2, health_interval=None) as pool:
+            ports: list[Port] = [slot.resource for slot in pool._core.workers.values()]
+
+            def fake_yield() -> None:  # whichever port is being read has its reply
+                readable, _, _ = select.select([p._stdout_fd for p in ports], [], [], BOUND)
+                assert readable
+
+            monkeypatch.setattr(_port, "_sched_yield", fake_yield)
+            waits.clear()  # the handshakes' pings waited for their pongs
+            # Two clients, two workers: the census finds no crowd.
+            await execute_in_another_task(pool, 0)
+            pool_ns.extra += 3 * TURN  # past the census: (2 workers + 1) turns
+            assert await schedule_points(pool.execute, "echo", 1) == 1  # owed by now
+            for value in range(2, 5):
+                assert await schedule_points(pool.execute, "echo", value) == 0
+                assert pool.statistics().idle == 2  # checked in all the same
+            pool_ns.extra += TURN
+            assert await schedule_points(pool.execute, "echo", 5) == 1
+    assert waits == []
+
+
+async def test_execute_gives_a_turn_at_every_call_while_clients_outnumber_workers(
+    waits: list[int], pool_ns: FakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Else a client would take its worker again and again while the clients it
+    # keeps from running cannot queue for it: served in bursts, not in order.
     with trio.fail_after(BOUND):
         async with open_pool(CALC, size=1, health_interval=None) as pool:
             (slot,) = pool._core.workers.values()
             port: Port = slot.resource
             monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
-            waits.clear()  # the handshake's ping waited for its pong
-            ns.extra += TURN
+            waits.clear()
+            # One client alone keeps the port's rule.
+            pool_ns.extra += CENSUS_OF_ONE
             assert await schedule_points(pool.execute, "echo", 1) == 1
-            for value in range(2, 5):
-                assert await schedule_points(pool.execute, "echo", value) == 0
-                assert pool.statistics().idle == 1  # checked in all the same
-            ns.extra += TURN
-            assert await schedule_points(pool.execute, "echo", 5) == 1
+            assert await schedule_points(pool.execute, "echo", 2) == 0
+            # A second client: once a census has counted both, every call gives a turn.
+            await execute_in_another_task(pool, 3)
+            pool_ns.extra += CENSUS_OF_ONE
+            for value in range(4, 8):
+                assert await schedule_points(pool.execute, "echo", value) == 1
+            # A lease's first request that does not wait gives one too, while it
+            # holds the worker; the ones after it keep the port's rule.
+            async with pool.checkout() as lease:
+                assert await schedule_points(lease.request, "echo", 8) == 1
+                assert await schedule_points(lease.request, "echo", 9) == 0
+            # The second client gone, the next census finds one client again.
+            pool_ns.extra += CENSUS_OF_ONE
+            assert await schedule_points(pool.execute, "echo", 10) == 1
+            assert await schedule_points(pool.execute, "echo", 11) == 0
     assert waits == []
 
 
 async def test_a_task_whose_calls_never_wait_still_lets_other_tasks_run(
     waits: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # On the real clock: one task makes requests for LOOP seconds, none of which
-    # waits; another task notes each time it gets to run. Were the port never
-    # to give a turn, the other task would not run at all until the loop ended.
-    loop = 0.2
+    # On the real clock: one task makes requests, none of which waits, until it
+    # has used LOOP seconds of CPU; another task notes the CPU time each time it
+    # gets to run. Were the port never to give a turn, the other task would not
+    # run at all until the loop ended. CPU time, not wall time, so that other
+    # processes taking our CPU (a loaded CI machine) do not widen the gaps.
+    loop = 0.1
     runs: list[float] = []
     with trio.fail_after(BOUND):
         async with open_port(CALC) as port:
@@ -216,22 +271,21 @@ async def test_a_task_whose_calls_never_wait_still_lets_other_tasks_run(
 
             async def other_task() -> None:
                 while not done:
-                    runs.append(time.perf_counter())
+                    runs.append(time.thread_time())
                     await trio.lowlevel.checkpoint()
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(other_task)
-                start = time.perf_counter()
+                start = time.thread_time()
                 calls = 0
-                while time.perf_counter() - start < loop:
+                while time.thread_time() - start < loop:
                     await port.request("echo", calls)
                     calls += 1
-                end = time.perf_counter()
+                end = time.thread_time()
                 done = True
     during = [start, *(t for t in runs if start < t < end), end]
     longest_gap = max(b - a for a, b in itertools.pairwise(during))
     assert waits == []
     assert calls > 10
-    # One turn per 0.25 ms of calls; allow a shared machine's stalls, but not
-    # the whole loop.
+    # A turn per 0.25 ms of calls: the gaps are far below a quarter of the loop.
     assert longest_gap < loop / 4, (longest_gap, len(during))

@@ -49,6 +49,7 @@ import inspect
 import logging
 import math
 import sys
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -117,6 +118,7 @@ _current_time = trio.current_time
 _ki_protected = trio.lowlevel.enable_ki_protection
 _ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_ns = time.perf_counter_ns
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _OPEN: Final = PoolPhase.OPEN
 _OPENING: Final = PoolPhase.OPENING
@@ -592,6 +594,13 @@ class Pool:
         # Trio's clock; run() swaps in the running clock's own bound method (the same
         # time as trio.current_time(), without the run-context lookup on the hot path).
         self._clock: Callable[[], float] = _current_time
+        # The census of port clients (Pool._crowded_by): the tasks that took a
+        # worker since it began, when it began (perf_counter_ns), how long it
+        # lasts, and whether the last one counted more clients than workers.
+        self._clients: set[trio.lowlevel.Task] = set()
+        self._census_ns = 0
+        self._census_every = 0  # set at the first census, once ports are loaded
+        self._crowded = False
         self._ping_op = self._factory.ping_op
         self._nursery: trio.Nursery | None = None
         # The context of the task running the pool (the supervised child's, when
@@ -700,19 +709,26 @@ class Pool:
         clock = self._clock
         start = clock()
         slot = core.checkout_nowait(session, start)
+        crowded = True
         if slot is None:
-            slot = await self._wait(session, timeout, _current_task())
+            task = _current_task()
+            slot = await self._wait(session, timeout, task)
+            self._crowded_by(task)
         else:
             handoff = slot.handoff
-            if handoff is not None:
-                handoff(_current_task())
-        owed = False
+            if handoff is not None:  # a port (see the end)
+                task = _current_task()
+                handoff(task)
+                crowded = self._crowded_by(task)
+        waited = True
         try:
             if timeout is not None:
+                if crowded and slot.owe_turn is not None:
+                    slot.owe_turn()
                 left = start + timeout - clock()
                 result = await slot.resource.request(op, args, timeout=left if left > 0 else 0.0)
             elif slot.request_then_yield is not None:  # a port or in-process worker: see the end
-                result, owed = await slot.request_then_yield(op, args)
+                result, waited = await slot.request_then_yield(op, args)
             else:
                 result = await slot.resource.request(op, args)
         except RemoteError:
@@ -733,13 +749,18 @@ class Pool:
             core.finish_checkin(slot, None, now)
         if core.phase is PoolPhase.CLOSING and not core.leased:
             self._drained.set()
-        if owed:
+        if not waited:
             # The call's schedule point, after the checkin: the worker is idle
             # again before we let other tasks run, so the next client takes it
             # without waiting, and the most recently used worker (warm in the
             # CPU's caches, top of the idle stack) serves again (docs/pool.md).
-            # A port owes it at most once per 0.25 ms (Port._owes_turn).
-            await _cancel_shielded_checkpoint()
+            # A port owes it at most once per 0.25 ms (Port._owes_turn), but only
+            # while the pool has had a worker for every client (_crowded_by).
+            owes_turn = slot.owes_turn
+            if owes_turn is not None and crowded:
+                slot.owe_turn()  # and owes_turn records the turn, as for any other
+            if owes_turn is None or owes_turn(False):
+                await _cancel_shielded_checkpoint()
         return result
 
     async def _execute_with_hooks(
@@ -1016,6 +1037,8 @@ class Pool:
                             slot.resource = worker
                             slot.handoff = getattr(worker, "_transfer", None)
                             slot.request_then_yield = getattr(worker, "_request_then_yield", None)
+                            slot.owes_turn = getattr(worker, "_owes_turn", None)
+                            slot.owe_turn = getattr(worker, "_owe_turn", None)
                             if core.spawned(slot, _current_time()):
                                 await self._live(slot, worker)
                         slot.scope = starting
@@ -1153,9 +1176,46 @@ class Pool:
         task = _current_task()
         slot = core.checkout_nowait(session, self._clock())
         if slot is None:
-            return await self._wait(session, timeout, task, deadline)
+            slot = await self._wait(session, timeout, task, deadline)
+            self._crowded_by(task)
+            return slot
         _hand(slot, task)
+        if slot.owe_turn is not None and self._crowded_by(task):
+            # The lease's first request that does not wait gives a turn while the
+            # lease holds the worker, so that clients who want it queue for it.
+            slot.owe_turn()
         return slot
+
+    def _crowded_by(self, task: trio.lowlevel.Task) -> bool:
+        """Count *task* as a client of the pool's ports; return whether clients have
+        outnumbered workers lately, in the last census.
+
+        While there is a worker for every client, a port client keeps the port's
+        rule and gives Trio's scheduler a turn at most once per 0.25 ms
+        (:meth:`Port._owes_turn`): no client waits for a worker because of it,
+        and clients share the CPU as tasks with ports of their own do. When
+        clients outnumber workers, a client that did not give up the CPU after
+        its checkin would take its worker again and again before the clients it
+        keeps from running could queue for it: clients would be served in bursts
+        of 0.25 ms each, one after another, not in the order they came, and a
+        call could wait 0.25 ms for each other client. So then every call that
+        does not wait gives a turn, and the queue's order holds.
+
+        A census lasts ``(size + 1) * 0.25 ms``: long enough to see one client
+        more than there are workers even while clients run in bursts.
+        """
+        now = _ns()
+        clients = self._clients
+        if now - self._census_ns >= self._census_every:
+            if not self._census_every:
+                from nursemaid.workers._port import _TURN_EVERY_NS
+
+                self._census_every = (self._core.size + 1) * _TURN_EVERY_NS
+            self._crowded = len(clients) > self._core.size
+            clients.clear()
+            self._census_ns = now
+        clients.add(task)
+        return self._crowded
 
     async def _acquire(
         self,

@@ -127,11 +127,13 @@ class WorkerSlot:
     """One worker as the pool sees it: its lifecycle plus the pool's bookkeeping.
 
     ``resource`` is what the worker factory produced (a :class:`Port` for argv
-    workers). ``home``, ``scope``, ``handoff`` and ``request_then_yield`` belong to
-    the shell (the worker's own task, the cancel scope that stops it, the function
-    that moves the port's ownership, and the port's request that leaves its
-    schedule point to the caller; the last two ``None`` for workers other than
-    ports).
+    workers). ``home``, ``scope``, ``handoff``, ``request_then_yield``, ``owes_turn``
+    and ``owe_turn`` belong to the shell (the worker's own task, the cancel scope
+    that stops it, the function that moves the port's ownership, the port's
+    request that leaves its schedule point to the caller, and the port's turn
+    rule: see ``Pool.execute``; ``handoff`` and the last two are ``None`` for
+    workers other than ports, ``request_then_yield`` also for workers other than
+    ports and in-process ones).
     """
 
     __slots__ = (
@@ -144,6 +146,8 @@ class WorkerSlot:
         "idle_since",
         "life",
         "moved",
+        "owe_turn",
+        "owes_turn",
         "request_then_yield",
         "resource",
         "scope",
@@ -164,6 +168,8 @@ class WorkerSlot:
         self.scope: Any = None
         self.handoff: Any = None
         self.request_then_yield: Any = None
+        self.owes_turn: Any = None
+        self.owe_turn: Any = None
         # The session bound at this checkout and its worker before, held back
         # until handle_checkout's verdict (PoolCore.confirm_moves).
         self.moved: tuple[Hashable, int | None] | None = None

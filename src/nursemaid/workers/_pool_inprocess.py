@@ -103,27 +103,28 @@ class InProcessWorker:
         return await self._run(op, lambda: handler(args), timeout)
 
     async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
-        """``request(op, args)`` for the pool's ``execute``: return ``(result, owed)``.
+        """``request(op, args)`` for the pool's ``execute``: return ``(result, waited)``.
 
         A plain handler's value is returned without the request's closing
-        schedule point (*owed* true): ``execute`` takes it after the checkin,
+        schedule point (*waited* false): ``execute`` takes it after the checkin,
         as it does for a port (docs/pool.md, "The schedule point comes after the
-        checkin"). Unlike a port, an in-process worker owes it after every call,
-        not once per 0.25 ms: property tests run pools of these, and each
-        schedule point is an interleaving for them to explore. Anything that
-        awaits goes through :meth:`request`'s machinery.
+        checkin"). Unlike a port, an in-process worker has no ``_owes_turn``, so
+        ``execute`` takes that schedule point after every such call, not at most
+        once per 0.25 ms: property tests run pools of these, and each schedule
+        point is an interleaving for them to explore. Anything that awaits goes
+        through :meth:`request`'s machinery.
         """
         handler = self._handlers.get(op)
         if handler is None or self.returncode is not None:
-            return await self.request(op, args), False
+            return await self.request(op, args), True
         try:
             result = handler(args)
         except Exception as exc:
             await trio.lowlevel.checkpoint()
             raise _remote_error(op, exc) from None
         if inspect.isawaitable(result):
-            return await self._run(op, lambda: result, None, called=True), False
-        return result, True
+            return await self._run(op, lambda: result, None, called=True), True
+        return result, False
 
     async def _run(
         self,

@@ -490,21 +490,32 @@ class Port:
 
     async def _request_then_yield(self, op: str, args: Any) -> tuple[Any, bool]:
         """``request(op, args)`` for the pool's ``execute``, which checks the worker in
-        before the call's schedule point: return ``(result, owed)``.
+        before the call's schedule point: return ``(result, waited)``.
 
-        When *owed* is true the call still owes the schedule point that
-        :meth:`request` would have taken (see :meth:`_owes_turn`): ``execute``
-        takes it after the checkin, so the worker is back in the pool before the
-        client gives up the CPU (docs/pool.md, "The schedule point comes after
-        the checkin"). Errors are raised as from :meth:`request`.
+        When *waited* is false the call has not been a schedule point, and
+        ``execute`` decides after the checkin whether it takes one (the pool's
+        rule, then :meth:`_owes_turn`; docs/pool.md, "The schedule point comes
+        after the checkin"). An error reply that did not wait takes its schedule
+        point before it is raised, whatever the interval: a client that loops on
+        errors then never holds a worker others queue for.
         """
         request_id, frame = self._prepare(op, args)
         ok, value, waited = await self._round_trip(request_id, op, frame)
         if ok:
-            return value, self._owes_turn(waited)
-        if self._owes_turn(waited):
+            return value, waited
+        if not waited:
+            self._turn_ns = _ns()
             await _cancel_shielded_checkpoint()
         raise RemoteError(value.type, value.message, value.traceback, op=op)
+
+    def _owe_turn(self) -> None:
+        """Make the next call that does not wait give Trio's scheduler a turn.
+
+        The pool calls this when it leases the port to a client that might hold
+        up another one (docs/pool.md, "The schedule point comes after the
+        checkin").
+        """
+        self._turn_ns = -_TURN_EVERY_NS
 
     def _owes_turn(self, waited: bool) -> bool:
         """After a call: whether it must still give Trio's scheduler a turn.
@@ -705,9 +716,10 @@ class Port:
         ErrorReply, waited)`` for *request_id*'s reply.
 
         *waited*: whether the call went through a schedule point (a wait for the
-        pipe). When it did not, the caller owes one and takes it after this
-        returns, outside the ``try`` that abandons the id on the way out: the
-        reply has been read by then.
+        pipe). When it did not, the caller decides whether it owes one
+        (:meth:`_owes_turn`) and takes it after this returns, outside the
+        ``try`` that abandons the id on the way out: the reply has been read by
+        then.
         """
         await _checkpoint_if_cancelled()
         try:
