@@ -119,6 +119,9 @@ _ki_protected = trio.lowlevel.enable_ki_protection
 _ki_unprotected = trio.lowlevel.disable_ki_protection
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _ns = time.perf_counter_ns
+# A pool keeps the port's turn rule only while at most this many clients (and no
+# more than it has workers) took workers in the last census (Pool._crowded_by).
+_FEW_CLIENTS: Final = 2
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _OPEN: Final = PoolPhase.OPEN
 _OPENING: Final = PoolPhase.OPENING
@@ -596,7 +599,7 @@ class Pool:
         self._clock: Callable[[], float] = _current_time
         # The census of port clients (Pool._crowded_by): the tasks that took a
         # worker since it began, when it began (perf_counter_ns), how long it
-        # lasts, and whether the last one counted more clients than workers.
+        # lasts, and whether the last one counted too many clients for the port's rule.
         self._clients: set[trio.lowlevel.Task] = set()
         self._census_ns = 0
         self._census_every = 0  # set at the first census, once ports are loaded
@@ -930,6 +933,7 @@ class Pool:
                         await self._drain()
         finally:
             self._nursery = None
+            self._clients.clear()  # the census keeps no task of a finished run alive
             self._core.phase = PoolPhase.CLOSED
             self._closed.set()
         if self._failure is not None:
@@ -1187,31 +1191,38 @@ class Pool:
         return slot
 
     def _crowded_by(self, task: trio.lowlevel.Task) -> bool:
-        """Count *task* as a client of the pool's ports; return whether clients have
-        outnumbered workers lately, in the last census.
+        """Count *task* as a client of the pool's ports; return whether the last
+        census counted too many clients for the port's turn rule.
 
-        While there is a worker for every client, a port client keeps the port's
-        rule and gives Trio's scheduler a turn at most once per 0.25 ms
-        (:meth:`Port._owes_turn`): no client waits for a worker because of it,
-        and clients share the CPU as tasks with ports of their own do. When
-        clients outnumber workers, a client that did not give up the CPU after
-        its checkin would take its worker again and again before the clients it
-        keeps from running could queue for it: clients would be served in bursts
-        of 0.25 ms each, one after another, not in the order they came, and a
-        call could wait 0.25 ms for each other client. So then every call that
-        does not wait gives a turn, and the queue's order holds.
+        A port client that skips its turn (:meth:`Port._owes_turn`) holds the CPU
+        for up to 0.25 ms, so every other client may wait 0.25 ms for each such
+        client: calls are served in bursts. And when clients outnumber workers,
+        a client that did not give up the CPU after its checkin takes its worker
+        again and again before the clients it keeps from running can queue for
+        it, so they are not served in the order they came. So the pool keeps the
+        port's rule only while the last census counted at most ``_FEW_CLIENTS``
+        clients, and no more than ``size``; else every call that does not wait
+        gives a turn. A turn costs least per call when many tasks are runnable:
+        one pass of Trio's run loop then runs them all.
 
-        A census lasts ``(size + 1) * 0.25 ms``: long enough to see one client
-        more than there are workers even while clients run in bursts.
+        A census lasts ``(min(size, _FEW_CLIENTS) + 1) * 0.25 ms``: about long
+        enough to see one client too many even while clients run in bursts (each
+        burst may run one call past its 0.25 ms). A census that lasted over twice
+        that (a stall: another task or process held the CPU) may say crowded but
+        not the opposite: it saw too little to clear the pool.
         """
         now = _ns()
         clients = self._clients
-        if now - self._census_ns >= self._census_every:
-            if not self._census_every:
+        elapsed = now - self._census_ns
+        every = self._census_every
+        if elapsed >= every:
+            limit = min(self._core.size, _FEW_CLIENTS)
+            if not every:
                 from nursemaid.workers._port import _TURN_EVERY_NS
 
-                self._census_every = (self._core.size + 1) * _TURN_EVERY_NS
-            self._crowded = len(clients) > self._core.size
+                every = self._census_every = (limit + 1) * _TURN_EVERY_NS
+            crowded = len(clients) > limit
+            self._crowded = crowded or (self._crowded and elapsed > 2 * every)
             clients.clear()
             self._census_ns = now
         clients.add(task)
