@@ -758,7 +758,7 @@ class Pool:
             # without waiting, and the most recently used worker (warm in the
             # CPU's caches, top of the idle stack) serves again (docs/pool.md).
             # A port owes it at most once per 0.25 ms (Port._owes_turn), but only
-            # while the pool has had a worker for every client (_crowded_by).
+            # while the pool has few clients (_crowded_by).
             owes_turn = slot.owes_turn
             if owes_turn is not None and crowded:
                 slot.owe_turn()  # and owes_turn records the turn, as for any other
@@ -1202,8 +1202,8 @@ class Pool:
         it, so they are not served in the order they came. So the pool keeps the
         port's rule only while the last census counted at most ``_FEW_CLIENTS``
         clients, and no more than ``size``; else every call that does not wait
-        gives a turn. A turn costs least per call when many tasks are runnable:
-        one pass of Trio's run loop then runs them all.
+        gives a turn, trading some throughput for latency that does not grow
+        with the number of clients.
 
         A census lasts ``(min(size, _FEW_CLIENTS) + 1) * 0.25 ms``: about long
         enough to see one client too many even while clients run in bursts (each
