@@ -255,9 +255,7 @@ async def test_execute_gives_a_turn_at_every_call_while_clients_outnumber_worker
     # keeps from running cannot queue for it: served in bursts, not in order.
     with trio.fail_after(BOUND):
         async with open_pool(CALC, size=1, health_interval=None) as pool:
-            (slot,) = pool._core.workers.values()
-            port: Port = slot.resource
-            monkeypatch.setattr(_port, "_sched_yield", reply_during_the_yield(port))
+            answer_every_port_during_the_yield(pool, monkeypatch)
             waits.clear()
             # One client alone keeps the port's rule.
             pool_ns.extra += CENSUS_OF_ONE
